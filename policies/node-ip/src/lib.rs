@@ -1,0 +1,330 @@
+//! `livekit/node-ip`: each environment advertises its own LoadBalancer IP.
+//!
+//! With `use_external_ip: false`, livekit-server advertises NODE_IP in its ICE
+//! candidates. It must be the livekit-rtc LoadBalancer's public IP: the node IP
+//! (`status.hostIP`), a placeholder or another environment's IP all yield
+//! candidates browsers cannot reach, and calls join without audio or video.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::Service;
+use lkguard_policy_sdk::livekit::{LivekitContainer, Target};
+use lkguard_policy_sdk::{settings, workload, Batch, Finding, Metadata, Object, Policy, RuleInfo};
+
+pub const RULE: &str = "livekit/node-ip";
+const AZURE_IPV4: &str = "service.beta.kubernetes.io/azure-load-balancer-ipv4";
+
+pub struct NodeIp;
+
+/// NODE_IP as livekit-server parses it (mediatransportutil `rtcconfig.NodeIP.
+/// UnmarshalString`): up to two comma-separated addresses, at most one IPv4
+/// and one IPv6. On error the server drops the value and auto-detects.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NodeIpValue {
+    pub v4: Option<IpAddr>,
+    pub v6: Option<IpAddr>,
+}
+
+pub fn parse_node_ip(s: &str) -> Result<NodeIpValue, String> {
+    if s.is_empty() {
+        return Err("is empty".into());
+    }
+    let parts: Vec<&str> = s.split(',').collect();
+    if parts.len() > 2 {
+        return Err("has more than two comma-separated addresses".into());
+    }
+    let mut out = NodeIpValue { v4: None, v6: None };
+    for part in parts {
+        let ip: IpAddr = part.trim_matches(' ').parse().map_err(|_| "is not an IP address".to_string())?;
+        // Go's To4() also accepts IPv4-mapped IPv6 (::ffff:a.b.c.d).
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        let slot = if ip.is_ipv4() { &mut out.v4 } else { &mut out.v6 };
+        if slot.is_some() {
+            return Err("has two addresses of one family".into());
+        }
+        *slot = Some(ip);
+    }
+    Ok(out)
+}
+
+#[derive(Debug)]
+struct Advertised {
+    origin: u32,
+    resource: u32,
+    path: String,
+    ip: IpAddr,
+}
+
+impl Policy for NodeIp {
+    fn metadata() -> Metadata {
+        Metadata {
+            id: "node-ip".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            rules: vec![RuleInfo {
+                id: RULE.into(),
+                summary: "Each overlay sets NODE_IP on the livekit container to its own livekit-rtc LoadBalancer IP".into(),
+                rationale: "With use_external_ip: false, livekit-server advertises NODE_IP in its ICE candidates. \
+                    On AKS that must be the public IP of the livekit-rtc LoadBalancer Service: status.hostIP is \
+                    the node's private IP, a placeholder or empty value is dropped (the server then auto-detects \
+                    a node address), and an IP copied from another environment sends browsers to the wrong \
+                    cluster. Where the Service pins its IP (spec.loadBalancerIP or the \
+                    azure-load-balancer-ipv4 annotation) NODE_IP must equal it. Bases are exempt: NODE_IP is \
+                    per environment."
+                    .into(),
+            }],
+            settings_schema: settings::schema(serde_json::json!({})),
+        }
+    }
+
+    fn validate(batch: &Batch, settings: &str) -> Result<Vec<Finding>, String> {
+        let target: Target = settings::parse(settings)?;
+        let objects = batch.objects();
+        let templates = workload::pod_templates(&objects);
+        let mut findings = Vec::new();
+        let mut advertised = Vec::new();
+        for lk in target.find(&templates) {
+            if lk.template.object.origin.deployable {
+                check_container(&lk, &objects, &mut findings, &mut advertised);
+            }
+        }
+        cross_environment(batch, &advertised, &mut findings);
+        Ok(findings)
+    }
+}
+
+/// Where NODE_IP's literal value comes from: (resource, pointer, value).
+enum Source {
+    Literal(u32, String, String),
+    Done,
+}
+
+fn resolve(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding>) -> Source {
+    let c = lk.container.container;
+    let index = lk.template.object.index;
+    let Some((i, env)) = workload::env_named(c, "NODE_IP") else {
+        // envFrom a ConfigMap in the render counts as set.
+        for from in c.env_from.iter().flatten() {
+            let Some(name) = from.config_map_ref.as_ref().map(|r| r.name.clone()) else { continue };
+            let key = format!("{}NODE_IP", from.prefix.as_deref().unwrap_or(""));
+            if key != "NODE_IP" {
+                continue;
+            }
+            if let Some(cm) = find_config_map(objects, lk.template.object, &name) {
+                if let Some(v) = workload::config_map_data(cm).get("NODE_IP") {
+                    return Source::Literal(cm.index, workload::data_path("NODE_IP"), v.clone());
+                }
+            }
+        }
+        let at = if c.env.is_some() { format!("{}/env", lk.container.path) } else { lk.container.path.clone() };
+        findings.push(
+            Finding::error(RULE, index, at, format!("container `{}` has no NODE_IP env, so livekit-server advertises an auto-detected node address instead of the LoadBalancer IP", c.name))
+                .hint("set env NODE_IP to this environment's livekit-rtc LoadBalancer EXTERNAL-IP in the overlay"),
+        );
+        return Source::Done;
+    };
+    let env_at = workload::env_path(&lk.container.path, i);
+    match (&env.value, &env.value_from) {
+        (_, Some(from)) => {
+            let at = format!("{env_at}/valueFrom");
+            if let Some(field) = &from.field_ref {
+                findings.push(
+                    Finding::error(RULE, index, at, format!("NODE_IP comes from fieldRef {}, the pod's or node's own address, not the LoadBalancer IP browsers must reach", field.field_path))
+                        .hint("set NODE_IP to the livekit-rtc LoadBalancer EXTERNAL-IP as a literal value"),
+                );
+                return Source::Done;
+            }
+            if let Some(r) = &from.config_map_key_ref {
+                if let Some(cm) = find_config_map(objects, lk.template.object, &r.name) {
+                    if let Some(v) = workload::config_map_data(cm).get(&r.key) {
+                        return Source::Literal(cm.index, workload::data_path(&r.key), v.clone());
+                    }
+                }
+            }
+            findings.push(Finding::warning(RULE, index, at, "NODE_IP comes from a reference that is not in this render, so its value cannot be checked"));
+            Source::Done
+        }
+        (value, None) => {
+            let raw = value.clone().unwrap_or_default();
+            Source::Literal(index, format!("{env_at}/value"), workload::expand_env(c, i, &raw))
+        }
+    }
+}
+
+fn find_config_map<'o, 'a>(objects: &'o [Object<'a>], near: &Object, name: &str) -> Option<&'o Object<'a>> {
+    objects.iter().find(|o| o.is("", "ConfigMap") && o.name() == name && o.same_namespace(near) && o.origin == near.origin)
+}
+
+/// The LoadBalancer IP a Service pins, if it pins one.
+fn pinned_ip(service: &Service) -> Option<String> {
+    let spec = service.spec.as_ref()?;
+    if spec.type_.as_deref() != Some("LoadBalancer") {
+        return None;
+    }
+    service
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(AZURE_IPV4).cloned())
+        .or_else(|| spec.load_balancer_ip.clone())
+        .filter(|ip| !ip.is_empty())
+}
+
+fn check_container(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding>, advertised: &mut Vec<Advertised>) {
+    let Source::Literal(resource, at, value) = resolve(lk, objects, findings) else { return };
+    let parsed = match parse_node_ip(&value) {
+        Ok(p) => p,
+        Err(why) => {
+            // Never echo the value: a placeholder is harmless, but this path
+            // also handles values pulled from ConfigMaps.
+            findings.push(
+                Finding::error(RULE, resource, at, format!("NODE_IP {why}, so livekit-server drops it and advertises an auto-detected node address"))
+                    .hint("set NODE_IP to the livekit-rtc LoadBalancer EXTERNAL-IP, e.g. 20.61.14.7"),
+            );
+            return;
+        }
+    };
+    let Some(ip) = parsed.v4.or(parsed.v6) else { return };
+    if ip.is_loopback() || ip.is_unspecified() {
+        findings.push(Finding::error(RULE, resource, at, format!("NODE_IP {ip} is not an address browsers can reach")));
+        return;
+    }
+    let object = lk.template.object;
+    for svc_obj in objects.iter().filter(|o| o.is("", "Service") && o.origin == object.origin && o.same_namespace(object)) {
+        let Ok(svc) = serde_json::from_value::<Service>(svc_obj.value.clone()) else { continue };
+        let selector: BTreeMap<String, String> = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+        if !lk.template.selected_by(&selector) {
+            continue;
+        }
+        let Some(pin) = pinned_ip(&svc) else { continue };
+        let matches = pin.parse::<IpAddr>().ok().is_some_and(|p| Some(p) == parsed.v4 || Some(p) == parsed.v6);
+        if !matches {
+            findings.push(
+                Finding::error(RULE, resource, at.clone(), format!("NODE_IP {ip} is not the IP {pin} that Service {} pins for its LoadBalancer, so ICE candidates point at the wrong address", svc_obj.name()))
+                    .hint(format!("set NODE_IP to {pin}")),
+            );
+        }
+    }
+    advertised.push(Advertised { origin: object.resource.origin, resource, path: at, ip });
+}
+
+/// Two environments advertising one IP means one of them sends its browsers
+/// to the other's cluster.
+fn cross_environment(batch: &Batch, advertised: &[Advertised], findings: &mut Vec<Finding>) {
+    for a in advertised {
+        let others: Vec<&str> = advertised
+            .iter()
+            .filter(|b| b.ip == a.ip && b.origin != a.origin)
+            .filter_map(|b| batch.origins.get(b.origin as usize).map(|o| o.name.as_str()))
+            .collect();
+        if let Some(first) = others.first() {
+            findings.push(Finding::error(
+                RULE,
+                a.resource,
+                a.path.clone(),
+                format!("NODE_IP {} is also the NODE_IP of {first}; each environment has its own LoadBalancer IP", a.ip),
+            ));
+        }
+    }
+}
+
+lkguard_policy_sdk::export_policy!(NodeIp);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lkguard_policy_sdk::testkit::{batch, render, Source as Src};
+
+    fn deploy(env: &str) -> String {
+        format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: livekit, namespace: memql}}
+spec:
+  template:
+    metadata: {{labels: {{app: livekit}}}}
+    spec:
+      containers:
+        - name: livekit
+          image: livekit/livekit-server:v1.9.1
+{env}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: livekit-rtc
+  namespace: memql
+  annotations: {{service.beta.kubernetes.io/azure-load-balancer-ipv4: 20.61.14.7}}
+spec:
+  type: LoadBalancer
+  selector: {{app: livekit}}
+"#
+        )
+    }
+
+    fn env(value: &str) -> String {
+        format!("          env:\n            - name: NODE_IP\n              {value}")
+    }
+
+    fn run(yaml: &str) -> Vec<Finding> {
+        NodeIp::validate(&render(yaml), "{}").unwrap()
+    }
+
+    #[test]
+    fn parses_like_livekit() {
+        assert!(parse_node_ip("20.61.14.7").is_ok());
+        let p = parse_node_ip("20.61.14.7,2001:db8::7").unwrap();
+        assert_eq!(p.v4, Some("20.61.14.7".parse().unwrap()));
+        assert!(parse_node_ip("20.61.14.7, 20.61.14.8").is_err());
+        assert!(parse_node_ip("a,b,c").is_err());
+        assert!(parse_node_ip("<LB_IP>").is_err());
+        assert!(parse_node_ip("").is_err());
+        assert_eq!(parse_node_ip("::ffff:20.61.14.7").unwrap().v4, Some("20.61.14.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn literal_equal_to_pinned_ip_passes() {
+        assert_eq!(run(&deploy(&env("value: \"20.61.14.7\""))), vec![]);
+    }
+
+    #[test]
+    fn kubelet_expansion_is_followed() {
+        let e = "          env:\n            - {name: LB, value: 20.61.14.7}\n            - {name: NODE_IP, value: $(LB)}";
+        assert_eq!(run(&deploy(e)), vec![]);
+    }
+
+    #[test]
+    fn missing_host_ip_placeholder_and_mismatch_fail_where_they_are() {
+        let f = run(&deploy("          env: []"));
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0/env");
+        let f = run(&deploy(&env("valueFrom: {fieldRef: {fieldPath: status.hostIP}}")));
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0/env/0/valueFrom");
+        let f = run(&deploy(&env("value: REPLACE_ME")));
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0/env/0/value");
+        assert!(!f[0].message.contains("REPLACE_ME"));
+        let f = run(&deploy(&env("value: 20.61.99.21")));
+        assert_eq!(f.len(), 1);
+        assert!(f[0].message.contains("20.61.14.7"));
+    }
+
+    #[test]
+    fn bases_are_exempt() {
+        let b = batch(&[Src { name: "base", deployable: false, complete: false, yaml: &deploy("          env: []") }]);
+        assert_eq!(NodeIp::validate(&b, "{}").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn two_environments_may_not_share_an_ip() {
+        let one = deploy(&env("value: \"20.61.14.7\""));
+        let b = batch(&[
+            Src { name: "overlays/staging", deployable: true, complete: true, yaml: &one },
+            Src { name: "overlays/production", deployable: true, complete: true, yaml: &one },
+        ]);
+        let f = NodeIp::validate(&b, "{}").unwrap();
+        assert_eq!(f.len(), 2);
+        assert!(f[0].message.contains("overlays/production"));
+    }
+}

@@ -1,0 +1,276 @@
+//! Finding livekit-server in a batch: its containers and the config it loads.
+//!
+//! livekit-server reads one YAML document: `--config-body` / env
+//! `LIVEKIT_CONFIG` when set, otherwise the file named by `--config`
+//! (livekit/livekit `cmd/server/main.go`). On Kubernetes that file is a
+//! ConfigMap key mounted as a volume, so the config is found by following the
+//! container's `--config` argument through its volumeMounts to the ConfigMap
+//! in the batch, and, for ConfigMaps no container in the batch mounts (a base,
+//! or an admission request for the ConfigMap alone), by its content.
+
+use serde::Deserialize;
+use serde_yaml::Value as Yaml;
+
+use crate::image;
+use crate::model::Object;
+use crate::pointer;
+use crate::settings::{default_container, default_image};
+use crate::workload::{self, ContainerKind, ContainerRef, PodTemplate};
+
+/// How a policy recognises the livekit-server container (from its settings).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Target {
+    #[serde(default = "default_image")]
+    pub image: String,
+    #[serde(default = "default_container")]
+    pub container: String,
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target { image: default_image(), container: default_container() }
+    }
+}
+
+/// A livekit-server container and the pod template it lives in.
+#[derive(Debug, Clone)]
+pub struct LivekitContainer<'t, 'o, 'a> {
+    pub template: &'t PodTemplate<'o, 'a>,
+    pub container: ContainerRef<'t>,
+}
+
+impl Target {
+    /// By image (any registry prefix), or a main container with the configured
+    /// name for images mirrored under another repository name.
+    pub fn matches(&self, c: &ContainerRef) -> bool {
+        let by_image = c
+            .container
+            .image
+            .as_deref()
+            .is_some_and(|i| image::parse(i).is_repository(&self.image));
+        by_image || (c.kind == ContainerKind::Main && c.container.name == self.container)
+    }
+
+    pub fn find<'t, 'o, 'a>(&self, templates: &'t [PodTemplate<'o, 'a>]) -> Vec<LivekitContainer<'t, 'o, 'a>> {
+        let mut out = Vec::new();
+        for template in templates {
+            for container in template.containers() {
+                // An init container that merely shares the image (a config
+                // renderer, say) does not run the server.
+                if container.kind == ContainerKind::Main && self.matches(&container) {
+                    out.push(LivekitContainer { template, container });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Where a config document was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A ConfigMap data key.
+    ConfigMap { name: String, key: String },
+    /// A literal `LIVEKIT_CONFIG` env value (livekit-server's `--config-body`).
+    Env { container: String },
+}
+
+/// One livekit-server config document in the batch.
+#[derive(Debug, Clone)]
+pub struct LivekitConfig<'o, 'a> {
+    /// The ConfigMap, or the workload whose env holds the config.
+    pub object: &'o Object<'a>,
+    /// Pointer to the string holding the YAML.
+    pub path: String,
+    pub source: ConfigSource,
+    /// The document as livekit-server's yaml.v3 would see it; `Err` holds the
+    /// parse error (livekit-server refuses to start).
+    pub parsed: Result<Yaml, String>,
+    /// Livekit containers that load this document: (object index, container pointer).
+    pub loaded_by: Vec<(u32, String)>,
+}
+
+impl LivekitConfig<'_, '_> {
+    /// The value at a dotted path (`rtc.use_external_ip`), with its pointer.
+    pub fn get(&self, dotted: &str) -> Option<(&Yaml, String)> {
+        let mut node = self.parsed.as_ref().ok()?;
+        let mut at = String::new();
+        for part in dotted.split('.') {
+            node = node.as_mapping()?.get(part)?;
+            at = pointer::push(&at, part);
+        }
+        Some((node, at))
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.source {
+            ConfigSource::ConfigMap { name, key } => format!("ConfigMap {name} key {key}"),
+            ConfigSource::Env { container } => format!("LIVEKIT_CONFIG of container {container}"),
+        }
+    }
+}
+
+/// Top-level keys of a livekit-server config (livekit/livekit `pkg/config`).
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "port", "bind_addresses", "prometheus_port", "prometheus", "rtc", "redis", "audio", "video",
+    "room", "turn", "ingress", "sip", "webhook", "keys", "key_file", "logging", "log_level",
+    "limit", "node_selector", "signal_relay", "psrpc", "region", "development",
+];
+
+/// Whether a parsed document is a livekit-server config: it has `rtc`, or API
+/// keys next to another server section. Egress/ingress configs (`ws_url`,
+/// `api_key`) are other programs' and do not match.
+pub fn looks_like_config(doc: &Yaml) -> bool {
+    let Some(map) = doc.as_mapping() else { return false };
+    let has = |k: &str| map.contains_key(k);
+    if has("ws_url") {
+        return false;
+    }
+    let known = map.keys().filter(|k| k.as_str().is_some_and(|k| TOP_LEVEL_KEYS.contains(&k))).count();
+    has("rtc") || ((has("keys") || has("key_file")) && known >= 2)
+}
+
+fn parse(text: &str) -> Result<Yaml, String> {
+    serde_yaml::from_str::<Yaml>(text).map_err(|e| e.to_string())
+}
+
+/// The value of a `--name VALUE` or `--name=VALUE` argument (urfave/cli also
+/// accepts a single dash).
+pub fn flag_value(container: &k8s_openapi::api::core::v1::Container, name: &str) -> Option<String> {
+    let words: Vec<&String> = container.command.iter().flatten().chain(container.args.iter().flatten()).collect();
+    let mut found = None;
+    for (i, w) in words.iter().enumerate() {
+        let Some(bare) = w.strip_prefix("--").or_else(|| w.strip_prefix('-')) else { continue };
+        if bare == name {
+            found = words.get(i + 1).map(|s| s.to_string());
+        } else if let Some(v) = bare.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            found = Some(v.to_string());
+        }
+    }
+    found
+}
+
+/// Every livekit-server config in the batch, each once, with the containers
+/// that load it.
+pub fn configs<'o, 'a>(
+    objects: &'o [Object<'a>],
+    livekit: &[LivekitContainer<'_, 'o, 'a>],
+) -> Vec<LivekitConfig<'o, 'a>> {
+    let mut out: Vec<LivekitConfig<'o, 'a>> = Vec::new();
+    let mut push = |cfg: LivekitConfig<'o, 'a>, loader: Option<(u32, String)>| {
+        let existing = out.iter_mut().find(|c| c.object.index == cfg.object.index && c.path == cfg.path);
+        let slot = match existing {
+            Some(slot) => slot,
+            None => {
+                out.push(cfg);
+                out.last_mut().expect("just pushed")
+            }
+        };
+        if let Some(l) = loader {
+            if !slot.loaded_by.contains(&l) {
+                slot.loaded_by.push(l);
+            }
+        }
+    };
+
+    for lk in livekit {
+        let c = lk.container.container;
+        let loader = (lk.template.object.index, lk.container.path.clone());
+        if let Some((i, env)) = workload::env_named(c, "LIVEKIT_CONFIG") {
+            if let Some(text) = env.value.as_deref().filter(|t| !t.trim().is_empty()) {
+                push(
+                    LivekitConfig {
+                        object: lk.template.object,
+                        path: format!("{}/value", workload::env_path(&lk.container.path, i)),
+                        source: ConfigSource::Env { container: c.name.clone() },
+                        parsed: parse(text),
+                        loaded_by: Vec::new(),
+                    },
+                    Some(loader.clone()),
+                );
+            }
+        }
+        let config_file = flag_value(c, "config");
+        for mount in lk.template.config_map_mounts(c) {
+            let Some(cm) = objects.iter().find(|o| {
+                o.is("", "ConfigMap") && o.name() == mount.config_map && o.same_namespace(lk.template.object)
+            }) else {
+                continue;
+            };
+            let data = workload::config_map_data(cm);
+            for key in mount.keys(data.keys()) {
+                let Some(text) = data.get(&key) else { continue };
+                let parsed = parse(text);
+                let file = match (&mount.sub_path, mount.items.iter().find(|(k, _)| *k == key)) {
+                    (Some(_), _) => mount.mount_path.clone(),
+                    (None, Some((_, path))) => format!("{}/{}", mount.mount_path.trim_end_matches('/'), path),
+                    (None, None) => format!("{}/{}", mount.mount_path.trim_end_matches('/'), key),
+                };
+                let chosen = match &config_file {
+                    Some(f) => *f == file,
+                    None => parsed.as_ref().is_ok_and(looks_like_config),
+                };
+                if chosen {
+                    push(
+                        LivekitConfig {
+                            object: cm,
+                            path: workload::data_path(&key),
+                            source: ConfigSource::ConfigMap { name: cm.name().to_string(), key: key.clone() },
+                            parsed,
+                            loaded_by: Vec::new(),
+                        },
+                        Some(loader.clone()),
+                    );
+                }
+            }
+        }
+    }
+
+    for cm in objects.iter().filter(|o| o.is("", "ConfigMap")) {
+        for (key, text) in workload::config_map_data(cm) {
+            let parsed = parse(&text);
+            if parsed.as_ref().is_ok_and(looks_like_config) {
+                push(
+                    LivekitConfig {
+                        object: cm,
+                        path: workload::data_path(&key),
+                        source: ConfigSource::ConfigMap { name: cm.name().to_string(), key },
+                        parsed,
+                        loaded_by: Vec::new(),
+                    },
+                    None,
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(s: &str) -> Yaml {
+        serde_yaml::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn recognises_server_config_but_not_egress() {
+        assert!(looks_like_config(&yaml("port: 7880\nrtc:\n  tcp_port: 7881\n")));
+        assert!(looks_like_config(&yaml("port: 7880\nkeys:\n  k: s\n")));
+        assert!(!looks_like_config(&yaml("api_key: k\napi_secret: s\nws_url: ws://x\n")));
+        assert!(!looks_like_config(&yaml("- a\n")));
+    }
+
+    #[test]
+    fn reads_flag_forms() {
+        let c = k8s_openapi::api::core::v1::Container {
+            name: "livekit".into(),
+            args: Some(vec!["--config=/etc/a.yaml".into(), "--node-ip".into(), "1.2.3.4".into()]),
+            ..Default::default()
+        };
+        assert_eq!(flag_value(&c, "config").as_deref(), Some("/etc/a.yaml"));
+        assert_eq!(flag_value(&c, "node-ip").as_deref(), Some("1.2.3.4"));
+        assert_eq!(flag_value(&c, "bind"), None);
+    }
+}

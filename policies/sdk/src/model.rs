@@ -1,0 +1,144 @@
+//! The native mirror of the WIT types, plus a parsed view of each resource.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub name: String,
+    pub deployable: bool,
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub origin: u32,
+    pub json: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub origins: Vec<Origin>,
+    pub resources: Vec<Resource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: String,
+    pub severity: Severity,
+    pub message: String,
+    pub resource: u32,
+    pub path: String,
+    pub embedded_path: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl Finding {
+    pub fn error(rule: &str, resource: u32, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Finding {
+            rule: rule.to_string(),
+            severity: Severity::Error,
+            message: message.into(),
+            resource,
+            path: path.into(),
+            embedded_path: None,
+            hint: None,
+        }
+    }
+
+    pub fn warning(rule: &str, resource: u32, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Finding { severity: Severity::Warning, ..Finding::error(rule, resource, path, message) }
+    }
+
+    pub fn embedded(mut self, pointer: impl Into<String>) -> Self {
+        self.embedded_path = Some(pointer.into());
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleInfo {
+    pub id: String,
+    pub summary: String,
+    pub rationale: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    pub id: String,
+    pub version: String,
+    pub rules: Vec<RuleInfo>,
+    pub settings_schema: String,
+}
+
+/// One resource of the batch, parsed once.
+#[derive(Debug, Clone)]
+pub struct Object<'a> {
+    pub index: u32,
+    pub resource: &'a Resource,
+    pub origin: &'a Origin,
+    pub value: Value,
+}
+
+impl<'a> Object<'a> {
+    pub fn kind(&self) -> &str {
+        &self.resource.kind
+    }
+
+    pub fn name(&self) -> &str {
+        &self.resource.name
+    }
+
+    pub fn is(&self, group_prefix: &str, kind: &str) -> bool {
+        self.resource.kind == kind && api_group(&self.resource.api_version) == group_prefix
+    }
+
+    /// Two objects can refer to each other by name only within one namespace.
+    /// A plain manifest often leaves the namespace to `kubectl -n`, so an absent
+    /// namespace matches any.
+    pub fn same_namespace(&self, other: &Object) -> bool {
+        match (&self.resource.namespace, &other.resource.namespace) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+    }
+}
+
+/// `apps/v1` -> `apps`; `v1` -> `` (the core group).
+pub fn api_group(api_version: &str) -> &str {
+    match api_version.rsplit_once('/') {
+        Some((group, _)) => group,
+        None => "",
+    }
+}
+
+impl Batch {
+    /// Parses every resource. One whose JSON does not parse, or whose origin
+    /// index is out of range, is skipped: the host only hands over objects it
+    /// has parsed itself, with their origins.
+    pub fn objects(&self) -> Vec<Object<'_>> {
+        self.resources
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let value = serde_json::from_str(&r.json).ok()?;
+                let origin = self.origins.get(r.origin as usize)?;
+                Some(Object { index: i as u32, resource: r, origin, value })
+            })
+            .collect()
+    }
+}

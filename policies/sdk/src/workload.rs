@@ -1,0 +1,261 @@
+//! Pod templates, wherever a workload kind keeps one.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
+use serde_json::Value;
+
+use crate::model::Object;
+use crate::pointer;
+
+/// A pod template found in an object, typed with k8s-openapi.
+#[derive(Debug, Clone)]
+pub struct PodTemplate<'o, 'a> {
+    pub object: &'o Object<'a>,
+    /// Pointer to the `PodSpec` inside the object.
+    pub spec_path: String,
+    pub labels: BTreeMap<String, String>,
+    pub spec: PodSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerKind {
+    Init,
+    Main,
+}
+
+/// One container of a pod template, with its pointer.
+#[derive(Debug, Clone)]
+pub struct ContainerRef<'t> {
+    pub kind: ContainerKind,
+    pub path: String,
+    pub container: &'t Container,
+}
+
+/// Where each workload kind keeps its pod template. Argo Rollouts
+/// (`argoproj.io/v1alpha1`) carry a Deployment-shaped template; a Rollout with
+/// `workloadRef` instead borrows a Deployment's, which is checked on its own.
+fn template_pointer(object: &Object) -> Option<&'static str> {
+    let group = crate::model::api_group(&object.resource.api_version);
+    match (group, object.kind()) {
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
+        | ("batch", "Job")
+        | ("", "ReplicationController")
+        | ("argoproj.io", "Rollout") => Some("/spec/template"),
+        ("batch", "CronJob") => Some("/spec/jobTemplate/spec/template"),
+        ("", "PodTemplate") => Some("/template"),
+        ("", "Pod") => Some(""),
+        _ => None,
+    }
+}
+
+/// Every pod template in the objects, in batch order.
+pub fn pod_templates<'o, 'a>(objects: &'o [Object<'a>]) -> Vec<PodTemplate<'o, 'a>> {
+    objects.iter().filter_map(pod_template).collect()
+}
+
+pub fn pod_template<'o, 'a>(object: &'o Object<'a>) -> Option<PodTemplate<'o, 'a>> {
+    let at = template_pointer(object)?;
+    let raw = object.value.pointer(at)?;
+    let template: PodTemplateSpec = serde_json::from_value(raw.clone()).ok()?;
+    let spec = template.spec?;
+    let labels = template
+        .metadata
+        .and_then(|m| m.labels)
+        .unwrap_or_default();
+    Some(PodTemplate { object, spec_path: format!("{at}/spec"), labels, spec })
+}
+
+impl<'o, 'a> PodTemplate<'o, 'a> {
+    /// Init and main containers, each with its pointer. Ephemeral containers
+    /// are added by `kubectl debug`, never written in a manifest.
+    pub fn containers(&self) -> Vec<ContainerRef<'_>> {
+        let mut out = Vec::new();
+        for (i, c) in self.spec.init_containers.iter().flatten().enumerate() {
+            out.push(ContainerRef {
+                kind: ContainerKind::Init,
+                path: format!("{}/initContainers/{i}", self.spec_path),
+                container: c,
+            });
+        }
+        for (i, c) in self.spec.containers.iter().enumerate() {
+            out.push(ContainerRef {
+                kind: ContainerKind::Main,
+                path: format!("{}/containers/{i}", self.spec_path),
+                container: c,
+            });
+        }
+        out
+    }
+
+    /// Whether a Service selector picks this template's pods.
+    pub fn selected_by(&self, selector: &BTreeMap<String, String>) -> bool {
+        !selector.is_empty() && selector.iter().all(|(k, v)| self.labels.get(k) == Some(v))
+    }
+
+    /// Names of ConfigMaps mounted into `container`, with the mount and volume.
+    pub fn config_map_mounts(&self, container: &Container) -> Vec<ConfigMapMount> {
+        let volumes = self.spec.volumes.as_deref().unwrap_or_default();
+        let mut out = Vec::new();
+        for mount in container.volume_mounts.iter().flatten() {
+            let Some(volume) = volumes.iter().find(|v| v.name == mount.name) else { continue };
+            let mut sources = Vec::new();
+            if let Some(cm) = &volume.config_map {
+                sources.push((cm.name.clone(), cm.items.clone().unwrap_or_default()));
+            }
+            if let Some(projected) = &volume.projected {
+                for s in projected.sources.iter().flatten() {
+                    if let Some(cm) = &s.config_map {
+                        sources.push((cm.name.clone(), cm.items.clone().unwrap_or_default()));
+                    }
+                }
+            }
+            for (name, items) in sources {
+                out.push(ConfigMapMount {
+                    config_map: name,
+                    mount_path: mount.mount_path.clone(),
+                    sub_path: mount.sub_path.clone().filter(|s| !s.is_empty()),
+                    items: items.into_iter().map(|i| (i.key, i.path)).collect(),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// A ConfigMap volume as one container sees it.
+#[derive(Debug, Clone)]
+pub struct ConfigMapMount {
+    pub config_map: String,
+    pub mount_path: String,
+    pub sub_path: Option<String>,
+    /// `items`: (data key, file path inside the volume).
+    pub items: Vec<(String, String)>,
+}
+
+impl ConfigMapMount {
+    /// The data keys this mount exposes as files, given the ConfigMap's keys.
+    pub fn keys<'k>(&self, all_keys: impl Iterator<Item = &'k String>) -> Vec<String> {
+        let files: Vec<(String, String)> = if self.items.is_empty() {
+            all_keys.map(|k| (k.clone(), k.clone())).collect()
+        } else {
+            self.items.clone()
+        };
+        match &self.sub_path {
+            Some(sub) => files.into_iter().filter(|(_, path)| path == sub).map(|(k, _)| k).collect(),
+            None => files.into_iter().map(|(k, _)| k).collect(),
+        }
+    }
+}
+
+/// The env entries of a container named `name`, last one last: the kubelet
+/// keeps the last definition of a duplicated name.
+pub fn env_named<'c>(container: &'c Container, name: &str) -> Option<(usize, &'c EnvVar)> {
+    container
+        .env
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, e)| e.name == name)
+        .last()
+}
+
+/// Expands `$(VAR)` references the way the kubelet does, from literal values
+/// of env entries defined earlier in the same container. `$$` escapes `$`.
+/// An unresolvable reference is kept as written, as the kubelet does.
+pub fn expand_env(container: &Container, upto: usize, value: &str) -> String {
+    let earlier: Vec<&EnvVar> = container.env.iter().flatten().take(upto).collect();
+    let lookup = |name: &str| {
+        earlier.iter().rev().find(|e| e.name == name).and_then(|e| e.value.clone())
+    };
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(inner) = after.strip_prefix('(') {
+            match inner.find(')') {
+                Some(end) => {
+                    let name = &inner[..end];
+                    match lookup(name) {
+                        Some(v) => out.push_str(&v),
+                        None => {
+                            out.push_str("$(");
+                            out.push_str(name);
+                            out.push(')');
+                        }
+                    }
+                    rest = &inner[end + 1..];
+                }
+                None => {
+                    out.push('$');
+                    rest = after;
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The env pointer of entry `i` of a container.
+pub fn env_path(container_path: &str, i: usize) -> String {
+    format!("{container_path}/env/{i}")
+}
+
+/// A pointer to a data key of a ConfigMap or Secret.
+pub fn data_path(key: &str) -> String {
+    pointer::push("/data", key)
+}
+
+/// Reads `data` of a ConfigMap object as strings.
+pub fn config_map_data(object: &Object) -> BTreeMap<String, String> {
+    object
+        .value
+        .get("data")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(env: &[(&str, &str)]) -> Container {
+        Container {
+            name: "c".into(),
+            env: Some(
+                env.iter()
+                    .map(|(n, v)| EnvVar { name: n.to_string(), value: Some(v.to_string()), value_from: None })
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn expands_earlier_env_like_the_kubelet() {
+        let c = container(&[("LB", "20.1.2.3"), ("NODE_IP", "$(LB)")]);
+        assert_eq!(expand_env(&c, 1, "$(LB)"), "20.1.2.3");
+        assert_eq!(expand_env(&c, 1, "$$(LB)"), "$(LB)");
+        assert_eq!(expand_env(&c, 0, "$(LB)"), "$(LB)");
+        assert_eq!(expand_env(&c, 1, "a$b"), "a$b");
+    }
+
+    #[test]
+    fn last_duplicate_env_wins() {
+        let c = container(&[("NODE_IP", "1.1.1.1"), ("NODE_IP", "2.2.2.2")]);
+        assert_eq!(env_named(&c, "NODE_IP").unwrap().0, 1);
+    }
+}

@@ -1,0 +1,391 @@
+//! `livekit/secrets-source`: the API key/secret pair comes only from Key Vault.
+//!
+//! The pair is self-chosen and lives in Key Vault; an ExternalSecret syncs it
+//! into the Secret `livekit-secrets`. livekit-server validates tokens with it
+//! and every client (the BFF, the voice agent) signs tokens with it. A literal
+//! in a manifest leaks the pair into git; a reference to another Secret
+//! drifts from the pair the server holds, and token validation fails.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::EnvVar;
+use lkguard_policy_sdk::livekit::{self, Target};
+use lkguard_policy_sdk::model::api_group;
+use lkguard_policy_sdk::settings::{self, DEFAULT_SECRET};
+use lkguard_policy_sdk::workload::{self, ContainerRef, PodTemplate};
+use lkguard_policy_sdk::{pointer, Batch, Finding, Metadata, Object, Policy, RuleInfo};
+use serde::Deserialize;
+
+pub const RULE: &str = "livekit/secrets-source";
+
+pub struct SecretsSource;
+
+#[derive(Debug, Deserialize)]
+struct Settings {
+    #[serde(flatten)]
+    target: Target,
+    #[serde(default = "secret")]
+    secret: String,
+    /// Env names that are credentials but do not look like one.
+    #[serde(default)]
+    extra_env: Vec<String>,
+}
+
+fn secret() -> String {
+    DEFAULT_SECRET.to_string()
+}
+
+/// Whether an env name carries a LiveKit credential: `LIVEKIT_KEYS`,
+/// `LIVEKIT_API_KEY`, `POLYPHON_LIVEKIT_API_SECRET`, `LIVEKIT_SECRET`...
+/// URLs and file paths are not credentials.
+pub fn is_credential(name: &str, extra: &[String]) -> bool {
+    if extra.iter().any(|e| e == name) {
+        return true;
+    }
+    let n = name.to_ascii_uppercase();
+    n.contains("LIVEKIT")
+        && ["_API_KEY", "_API_SECRET", "_KEYS", "_SECRET", "_KEY"].iter().any(|s| n.ends_with(s))
+}
+
+/// The ExternalSecret's target Secret: `spec.target.name`, which external-secrets
+/// defaults to the ExternalSecret's own name.
+fn external_secret_target(o: &Object) -> (String, bool) {
+    match o.value.pointer("/spec/target/name").and_then(|v| v.as_str()) {
+        Some(t) if !t.is_empty() => (t.to_string(), true),
+        _ => (o.name().to_string(), false),
+    }
+}
+
+fn is_external_secret(o: &Object) -> bool {
+    o.kind() == "ExternalSecret" && api_group(&o.resource.api_version) == "external-secrets.io"
+}
+
+/// Keys an ExternalSecret writes, or `None` when `dataFrom` makes them unknowable.
+fn external_secret_keys(o: &Object) -> Option<BTreeSet<String>> {
+    if o.value.pointer("/spec/dataFrom").and_then(|v| v.as_array()).is_some_and(|a| !a.is_empty()) {
+        return None;
+    }
+    // A template may rename or compute keys.
+    if o.value.pointer("/spec/target/template/data").is_some() {
+        return None;
+    }
+    Some(
+        o.value
+            .pointer("/spec/data")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.get("secretKey").and_then(|k| k.as_str()).map(str::to_string))
+            .collect(),
+    )
+}
+
+impl Policy for SecretsSource {
+    fn metadata() -> Metadata {
+        Metadata {
+            id: "secrets-source".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            rules: vec![RuleInfo {
+                id: RULE.into(),
+                summary: "LiveKit API keys and secrets come only from Secret livekit-secrets, synced from Key Vault".into(),
+                rationale: "The API key/secret pair is self-chosen and lives in Key Vault; the ExternalSecret syncs it \
+                    into Secret livekit-secrets. livekit-server (LIVEKIT_KEYS or a key file) and every client \
+                    (POLYPHON_LIVEKIT_API_KEY/_API_SECRET, an agent's LIVEKIT_API_KEY/_SECRET) must read it from \
+                    there: a literal value commits the secret to git, a reference to another Secret drifts from \
+                    the pair the server validates with (tokens are rejected), and an inline keys: map in the \
+                    livekit config is a literal too. The ExternalSecret must target exactly livekit-secrets, \
+                    and every key a workload reads must be one it writes, or pods fail with \
+                    CreateContainerConfigError. Values are never printed."
+                    .into(),
+            }],
+            settings_schema: settings::schema(serde_json::json!({
+                "secret": {"type": "string", "minLength": 1, "default": DEFAULT_SECRET,
+                           "description": "The Secret the ExternalSecret produces."},
+                "extra_env": {"type": "array", "items": {"type": "string", "minLength": 1}, "default": [],
+                              "description": "More env names that carry LiveKit credentials."}
+            })),
+        }
+    }
+
+    fn validate(batch: &Batch, settings: &str) -> Result<Vec<Finding>, String> {
+        let s: Settings = settings::parse(settings)?;
+        let objects = batch.objects();
+        let templates = workload::pod_templates(&objects);
+        let mut findings = Vec::new();
+
+        let producers: Vec<&Object> = objects
+            .iter()
+            .filter(|o| is_external_secret(o) && external_secret_target(o).0 == s.secret)
+            .collect();
+        check_external_secrets(&objects, &s, &mut findings);
+        check_committed_secrets(&objects, &s, &mut findings);
+
+        let mut first_reference: Option<(u32, String, u32)> = None;
+        for template in &templates {
+            for c in template.containers() {
+                check_container(template, &c, &objects, &producers, &s, &mut findings, &mut first_reference);
+            }
+        }
+
+        let servers = s.target.find(&templates);
+        let configs = livekit::configs(&objects, &servers);
+        for cfg in &configs {
+            if let Some((_, at)) = cfg.get("keys") {
+                findings.push(
+                    Finding::error(RULE, cfg.object.index, cfg.path.clone(), format!("the livekit config in {} has an inline keys: map (***), which commits the API secret to git", cfg.describe()))
+                        .embedded(at)
+                        .hint(format!("remove keys: and set env LIVEKIT_KEYS from secretKeyRef {}", s.secret)),
+                );
+            }
+        }
+        for lk in &servers {
+            let c = lk.container.container;
+            let object = lk.template.object;
+            let env_keys = workload::env_named(c, "LIVEKIT_KEYS").is_some();
+            let env_from_secret = c.env_from.iter().flatten().any(|f| f.secret_ref.as_ref().is_some_and(|r| r.name == s.secret));
+            let loader = (object.index, lk.container.path.clone());
+            let config_keys = configs
+                .iter()
+                .filter(|cfg| cfg.loaded_by.contains(&loader))
+                .any(|cfg| cfg.get("keys").is_some() || cfg.get("key_file").is_some());
+            let flag_keys = livekit::flag_value(c, "keys").is_some() || livekit::flag_value(c, "key-file").is_some();
+            if object.origin.complete && !(env_keys || env_from_secret || config_keys || flag_keys) {
+                findings.push(
+                    Finding::error(RULE, object.index, lk.container.path.clone(), format!("container `{}` gives livekit-server no API keys, so it refuses to start outside --dev", c.name))
+                        .hint(format!("set env LIVEKIT_KEYS from secretKeyRef {{name: {}, key: livekit-keys}}", s.secret)),
+                );
+            }
+        }
+
+        if let Some((resource, at, origin)) = first_reference {
+            let origin_complete = batch.origins.get(origin as usize).is_some_and(|o| o.complete);
+            let produced = objects.iter().any(|o| {
+                o.resource.origin == origin
+                    && ((is_external_secret(o) && external_secret_target(o).0 == s.secret)
+                        || (o.is("", "Secret") && o.name() == s.secret))
+            });
+            if origin_complete && !produced {
+                findings.push(Finding::warning(
+                    RULE,
+                    resource,
+                    at,
+                    format!("Secret {} is referenced but no ExternalSecret in this render produces it", s.secret),
+                ));
+            }
+        }
+        Ok(findings)
+    }
+}
+
+fn check_container(
+    template: &PodTemplate,
+    c: &ContainerRef,
+    objects: &[Object],
+    producers: &[&Object],
+    s: &Settings,
+    findings: &mut Vec<Finding>,
+    first_reference: &mut Option<(u32, String, u32)>,
+) {
+    let index = template.object.index;
+    let origin = template.object.resource.origin;
+    for (i, env) in c.container.env.iter().flatten().enumerate() {
+        let at = workload::env_path(&c.path, i);
+        if first_reference.is_none() && references_secret(env, &s.secret) {
+            *first_reference = Some((index, format!("{at}/valueFrom/secretKeyRef/name"), origin));
+        }
+        if !is_credential(&env.name, &s.extra_env) {
+            continue;
+        }
+        let name = &env.name;
+        let Some(from) = &env.value_from else {
+            findings.push(
+                Finding::error(RULE, index, format!("{at}/value"), format!("env {name} is set to a literal value (***), which commits a LiveKit credential to git"))
+                    .hint(format!("use valueFrom.secretKeyRef {{name: {}, key: ...}}", s.secret)),
+            );
+            continue;
+        };
+        let Some(r) = &from.secret_key_ref else {
+            findings.push(Finding::error(RULE, index, format!("{at}/valueFrom"), format!("env {name} reads a LiveKit credential from something other than Secret {}", s.secret)));
+            continue;
+        };
+        if r.name != s.secret {
+            findings.push(
+                Finding::error(RULE, index, format!("{at}/valueFrom/secretKeyRef/name"), format!("env {name} reads Secret {} instead of {}, so it drifts from the pair livekit-server validates tokens with", r.name, s.secret))
+                    .hint(format!("set secretKeyRef.name: {}", s.secret)),
+            );
+            continue;
+        }
+        for producer in producers.iter().filter(|p| p.resource.origin == origin && p.same_namespace(template.object)) {
+            if let Some(keys) = external_secret_keys(producer) {
+                if !keys.contains(&r.key) {
+                    let have: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    findings.push(Finding::error(
+                        RULE,
+                        index,
+                        format!("{at}/valueFrom/secretKeyRef/key"),
+                        format!("env {name} reads key `{}`, which ExternalSecret {} does not write (it writes: {}); the pod fails with CreateContainerConfigError", r.key, producer.name(), have.join(", ")),
+                    ));
+                }
+            }
+        }
+    }
+    for (j, from) in c.container.env_from.iter().flatten().enumerate() {
+        let at = format!("{}/envFrom/{j}", c.path);
+        let prefix = from.prefix.clone().unwrap_or_default();
+        if let Some(r) = &from.config_map_ref {
+            if let Some(cm) = objects.iter().find(|o| o.is("", "ConfigMap") && o.name() == r.name && o.resource.origin == origin) {
+                for key in workload::config_map_data(cm).keys() {
+                    if is_credential(&format!("{prefix}{key}"), &s.extra_env) {
+                        findings.push(Finding::error(
+                            RULE,
+                            cm.index,
+                            workload::data_path(key),
+                            format!("ConfigMap {} holds LiveKit credential {key} as plain text (***), and container `{}` loads it with envFrom", r.name, c.container.name),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(r) = &from.secret_ref {
+            if r.name == s.secret {
+                continue;
+            }
+            let holds_credentials = objects
+                .iter()
+                .find(|o| o.is("", "Secret") && o.name() == r.name && o.resource.origin == origin)
+                .is_some_and(|sec| secret_keys(sec).iter().any(|k| is_credential(&format!("{prefix}{k}"), &s.extra_env)));
+            if holds_credentials {
+                findings.push(Finding::error(
+                    RULE,
+                    index,
+                    format!("{at}/secretRef/name"),
+                    format!("container `{}` loads LiveKit credentials from Secret {} instead of {}", c.container.name, r.name, s.secret),
+                ));
+            }
+        }
+    }
+}
+
+fn references_secret(env: &EnvVar, secret: &str) -> bool {
+    env.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()).is_some_and(|r| r.name == secret)
+}
+
+fn secret_keys(o: &Object) -> Vec<String> {
+    ["data", "stringData"]
+        .iter()
+        .filter_map(|f| o.value.get(*f).and_then(|v| v.as_object()))
+        .flat_map(|m| m.keys().cloned())
+        .collect()
+}
+
+fn check_external_secrets(objects: &[Object], s: &Settings, findings: &mut Vec<Finding>) {
+    for o in objects.iter().filter(|o| is_external_secret(o)) {
+        let (target, explicit) = external_secret_target(o);
+        let about_livekit = o.name() == s.secret || target.contains("livekit") || o.name().contains("livekit");
+        if !about_livekit || target == s.secret {
+            continue;
+        }
+        let at = if explicit { "/spec/target/name" } else { "/metadata/name" };
+        findings.push(
+            Finding::error(RULE, o.index, at, format!("ExternalSecret {} writes Secret {target}, but the LiveKit workloads read {}", o.name(), s.secret))
+                .hint(format!("set spec.target.name: {}", s.secret)),
+        );
+    }
+}
+
+/// A Secret object in the manifests is a committed secret: the pair must only
+/// arrive through the ExternalSecret.
+fn check_committed_secrets(objects: &[Object], s: &Settings, findings: &mut Vec<Finding>) {
+    for o in objects.iter().filter(|o| o.is("", "Secret")) {
+        for field in ["data", "stringData"] {
+            let Some(map) = o.value.get(field).and_then(|v| v.as_object()) else { continue };
+            for key in map.keys() {
+                if o.name() == s.secret || is_credential(key, &s.extra_env) {
+                    findings.push(
+                        Finding::error(RULE, o.index, pointer::join([field, key.as_str()]), format!("Secret {} commits LiveKit credential {key} (***) to git; it must come from Key Vault through the ExternalSecret", o.name()))
+                            .hint("delete this Secret from the manifests and let the ExternalSecret produce it"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+lkguard_policy_sdk::export_policy!(SecretsSource);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lkguard_policy_sdk::testkit::render;
+
+    const ES: &str = r#"apiVersion: external-secrets.io/v1beta1
+kind: ExternalSecret
+metadata: {name: livekit-secrets}
+spec:
+  target: {name: livekit-secrets}
+  data:
+    - {secretKey: livekit-keys, remoteRef: {key: livekit-keys}}
+    - {secretKey: api-key, remoteRef: {key: polyphon-livekit-api-key}}
+"#;
+
+    fn workload(env: &str) -> String {
+        format!(
+            "{ES}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: voice}}\nspec:\n  template:\n    spec:\n      containers:\n        - name: agent\n          image: voice:1\n          env:\n{env}\n"
+        )
+    }
+
+    fn run(y: &str) -> Vec<Finding> {
+        SecretsSource::validate(&render(y), "{}").unwrap()
+    }
+
+    #[test]
+    fn names() {
+        for n in ["LIVEKIT_API_KEY", "POLYPHON_LIVEKIT_API_SECRET", "LIVEKIT_KEYS", "livekit_api_secret"] {
+            assert!(is_credential(n, &[]), "{n}");
+        }
+        for n in ["LIVEKIT_URL", "POLYPHON_LIVEKIT_PUBLIC_URL", "MEMQL_DEEPGRAM_API_KEY", "LIVEKIT_KEY_FILE"] {
+            assert!(!is_credential(n, &[]), "{n}");
+        }
+    }
+
+    #[test]
+    fn secret_ref_to_livekit_secrets_passes() {
+        let e = "            - name: LIVEKIT_API_KEY\n              valueFrom: {secretKeyRef: {name: livekit-secrets, key: api-key}}";
+        assert_eq!(run(&workload(e)), vec![]);
+    }
+
+    #[test]
+    fn literal_is_reported_without_its_value() {
+        let f = run(&workload("            - {name: LIVEKIT_API_SECRET, value: s3cr3t-literal}"));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0/env/0/value");
+        assert!(!f[0].message.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn other_secret_and_unknown_key_are_reported() {
+        let e = "            - name: LIVEKIT_API_SECRET\n              valueFrom: {secretKeyRef: {name: memql-secrets, key: x}}";
+        assert_eq!(run(&workload(e))[0].path, "/spec/template/spec/containers/0/env/0/valueFrom/secretKeyRef/name");
+        let e = "            - name: LIVEKIT_API_SECRET\n              valueFrom: {secretKeyRef: {name: livekit-secrets, key: api-secret}}";
+        let f = run(&workload(e));
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0/env/0/valueFrom/secretKeyRef/key");
+    }
+
+    #[test]
+    fn external_secret_target_and_committed_secret() {
+        let f = run(&ES.replace("target: {name: livekit-secrets}", "target: {name: livekit-secret}"));
+        assert_eq!(f[0].path, "/spec/target/name");
+        let f = run("apiVersion: v1\nkind: Secret\nmetadata: {name: livekit-secrets}\nstringData: {livekit-keys: 'k: s'}\n");
+        assert_eq!(f[0].path, "/stringData/livekit-keys");
+    }
+
+    #[test]
+    fn envfrom_configmap_with_credentials() {
+        let y = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: lk}}\ndata: {{LIVEKIT_API_SECRET: x}}\n---\n{}",
+            workload("            - {name: A, value: b}").replace("          env:", "          envFrom: [{configMapRef: {name: lk}}]\n          env:")
+        );
+        let f = run(&y);
+        assert_eq!((f[0].resource, f[0].path.as_str()), (0, "/data/LIVEKIT_API_SECRET"));
+    }
+}
