@@ -1,1 +1,97 @@
-fn main() {}
+//! Builds the LiveKit policy bundle (policies/*) as wasm32-wasip2 components
+//! and embeds them, so `lkguard check` works with no config and no files.
+//!
+//! The nested cargo gets its own target directory: the outer build holds the
+//! lock on the shared one. Set `LKGUARD_PREBUILT_POLICIES=DIR` to embed
+//! already-built `<crate>.wasm` files instead (a machine without the wasm
+//! target, or a packaging step).
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (policy id, crate name). The id is what `--policy` replaces and settings name.
+const POLICIES: &[(&str, &str)] = &[
+    ("use-external-ip", "lkguard-policy-use-external-ip"),
+    ("node-ip", "lkguard-policy-node-ip"),
+    ("image-digest", "lkguard-policy-image-digest"),
+    ("rtc-service", "lkguard-policy-rtc-service"),
+    ("secrets-source", "lkguard-policy-secrets-source"),
+];
+
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    println!("cargo:rerun-if-changed=policies");
+    println!("cargo:rerun-if-changed=wit");
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    println!("cargo:rerun-if-env-changed=LKGUARD_PREBUILT_POLICIES");
+
+    let built = match env::var_os("LKGUARD_PREBUILT_POLICIES") {
+        Some(dir) => PathBuf::from(dir),
+        None => build_policies(&root),
+    };
+
+    let mut bundle = String::from("/// The embedded LiveKit bundle: (policy id, component bytes).\npub static BUNDLE: &[(&str, &[u8])] = &[\n");
+    for (id, krate) in POLICIES {
+        let file = format!("{}.wasm", krate.replace('-', "_"));
+        let from = built.join(&file);
+        let to = out.join(&file);
+        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+        writeln!(bundle, "    ({id:?}, include_bytes!({:?})),", to.display().to_string()).expect("write to String");
+    }
+    bundle.push_str("];\n");
+    std::fs::write(out.join("bundle.rs"), bundle).expect("writing bundle.rs");
+}
+
+fn build_policies(root: &Path) -> PathBuf {
+    check_target_installed();
+    let target_dir = root.join("target").join("lkguard-policies");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .args(["build", "--profile", "policy", "--target", TARGET, "--target-dir"])
+        .arg(&target_dir);
+    if env::var_os("CARGO_NET_OFFLINE").is_some() {
+        cmd.arg("--offline");
+    }
+    for (_, krate) in POLICIES {
+        cmd.args(["-p", krate]);
+    }
+    // The outer cargo's settings describe the host build, not this one; a
+    // clippy run's wrapper would lint the policies a second time.
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        let keep = key == "CARGO_HOME" || key.starts_with("CARGO_NET_") || key.starts_with("CARGO_REGISTRIES_");
+        if (key.starts_with("CARGO_") && !keep)
+            || matches!(key.as_str(), "RUSTFLAGS" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTC_WRAPPER" | "TARGET" | "HOST" | "OUT_DIR" | "PROFILE" | "OPT_LEVEL" | "DEBUG" | "NUM_JOBS")
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    let status = cmd.status().expect("running cargo to build the policy components");
+    if !status.success() {
+        panic!("building the policy components for {TARGET} failed (see the errors above)");
+    }
+    target_dir.join(TARGET).join("policy")
+}
+
+fn check_target_installed() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let installed = sysroot.is_some_and(|s| Path::new(&s).join("lib/rustlib").join(TARGET).exists());
+    if !installed {
+        panic!(
+            "\n\nlkguard embeds its policies as {TARGET} components, and this toolchain lacks that target.\n\
+             Run:  rustup target add {TARGET}\n\
+             (or point LKGUARD_PREBUILT_POLICIES at a directory of prebuilt policy .wasm files)\n"
+        );
+    }
+}

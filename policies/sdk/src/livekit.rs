@@ -17,6 +17,28 @@ use crate::pointer;
 use crate::settings::{default_container, default_image};
 use crate::workload::{self, ContainerKind, ContainerRef, PodTemplate};
 
+/// Whether an env name carries a LiveKit credential: `LIVEKIT_KEYS`,
+/// `LIVEKIT_API_KEY`, `POLYPHON_LIVEKIT_API_SECRET`, `LIVEKIT_SECRET`...
+/// URLs and file paths are not credentials.
+pub fn is_credential(name: &str, extra: &[String]) -> bool {
+    if extra.iter().any(|e| e == name) {
+        return true;
+    }
+    let n = name.to_ascii_uppercase();
+    n.contains("LIVEKIT") && ["_API_KEY", "_API_SECRET", "_KEYS", "_SECRET", "_KEY"].iter().any(|s| n.ends_with(s))
+}
+
+/// Whether a name (env, data key) may hold any secret, LiveKit's or not.
+/// Wider than [`is_credential`]: the host masks these in every snippet it shows.
+pub fn is_sensitive_name(name: &str) -> bool {
+    let n = name.to_ascii_uppercase().replace(['-', '.'], "_");
+    is_credential(&n, &[])
+        || ["SECRET", "PASSWORD", "PASSWD", "TOKEN", "PRIVATE", "CREDENTIAL", "APIKEY"].iter().any(|w| n.contains(w))
+        || n.ends_with("_KEY")
+        || n.ends_with("_KEYS")
+        || n == "KEYS"
+}
+
 /// How a policy recognises the livekit-server container (from its settings).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Target {

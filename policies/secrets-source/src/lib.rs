@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::EnvVar;
-use lkguard_policy_sdk::livekit::{self, Target};
+use lkguard_policy_sdk::livekit::{self, is_credential, Target};
 use lkguard_policy_sdk::model::api_group;
 use lkguard_policy_sdk::settings::{self, DEFAULT_SECRET};
 use lkguard_policy_sdk::workload::{self, ContainerRef, PodTemplate};
@@ -33,18 +33,6 @@ struct Settings {
 
 fn secret() -> String {
     DEFAULT_SECRET.to_string()
-}
-
-/// Whether an env name carries a LiveKit credential: `LIVEKIT_KEYS`,
-/// `LIVEKIT_API_KEY`, `POLYPHON_LIVEKIT_API_SECRET`, `LIVEKIT_SECRET`...
-/// URLs and file paths are not credentials.
-pub fn is_credential(name: &str, extra: &[String]) -> bool {
-    if extra.iter().any(|e| e == name) {
-        return true;
-    }
-    let n = name.to_ascii_uppercase();
-    n.contains("LIVEKIT")
-        && ["_API_KEY", "_API_SECRET", "_KEYS", "_SECRET", "_KEY"].iter().any(|s| n.ends_with(s))
 }
 
 /// The ExternalSecret's target Secret: `spec.target.name`, which external-secrets
@@ -117,7 +105,7 @@ impl Policy for SecretsSource {
             .iter()
             .filter(|o| is_external_secret(o) && external_secret_target(o).0 == s.secret)
             .collect();
-        check_external_secrets(&objects, &s, &mut findings);
+        let mistargeted = check_external_secrets(&objects, &s, &mut findings);
         check_committed_secrets(&objects, &s, &mut findings);
 
         let mut first_reference: Option<(u32, String, u32)> = None;
@@ -164,7 +152,8 @@ impl Policy for SecretsSource {
                     && ((is_external_secret(o) && external_secret_target(o).0 == s.secret)
                         || (o.is("", "Secret") && o.name() == s.secret))
             });
-            if origin_complete && !produced {
+            // A mis-targeted ExternalSecret is the cause, reported already.
+            if origin_complete && !produced && !mistargeted {
                 findings.push(Finding::warning(
                     RULE,
                     resource,
@@ -278,7 +267,9 @@ fn secret_keys(o: &Object) -> Vec<String> {
         .collect()
 }
 
-fn check_external_secrets(objects: &[Object], s: &Settings, findings: &mut Vec<Finding>) {
+/// Returns whether any LiveKit ExternalSecret writes the wrong Secret.
+fn check_external_secrets(objects: &[Object], s: &Settings, findings: &mut Vec<Finding>) -> bool {
+    let before = findings.len();
     for o in objects.iter().filter(|o| is_external_secret(o)) {
         let (target, explicit) = external_secret_target(o);
         let about_livekit = o.name() == s.secret || target.contains("livekit") || o.name().contains("livekit");
@@ -291,6 +282,7 @@ fn check_external_secrets(objects: &[Object], s: &Settings, findings: &mut Vec<F
                 .hint(format!("set spec.target.name: {}", s.secret)),
         );
     }
+    findings.len() > before
 }
 
 /// A Secret object in the manifests is a committed secret: the pair must only

@@ -1,0 +1,248 @@
+//! The only module that touches wasmtime: compile, cache, instantiate, call.
+//!
+//! One `Engine` with epoch interruption; one `InstancePre` per policy; every
+//! evaluation gets a fresh `Store` (no state carried between batches), a
+//! memory cap, an epoch deadline, and a WASI context with no capabilities: no
+//! preopened directories, no env, no sockets, no clock a policy can read.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::model::{Batch, Finding, Metadata, RuleInfo, Severity};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "policy",
+    });
+}
+
+use bindings::lkguard::policy::types as wit;
+use bindings::PolicyPre;
+
+/// How often the epoch ticks; deadlines are rounded up to it.
+const TICK: Duration = Duration::from_millis(2);
+
+/// Limits every evaluation runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub deadline: Duration,
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { deadline: Duration::from_millis(5_000), memory_bytes: 256 << 20 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("not a policy component: {0}")]
+    Compile(String),
+    #[error("the component does not implement lkguard:policy@0.1.0: {0}")]
+    Link(String),
+    #[error("exceeded its deadline of {0} ms")]
+    Deadline(u128),
+    #[error("exceeded its memory cap of {0} MiB")]
+    Memory(usize),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("returned an error: {0}")]
+    Policy(String),
+}
+
+struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The shared engine and linker.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<State>,
+    cache_dir: Option<PathBuf>,
+    limits: Limits,
+    ticker: OnceLock<()>,
+}
+
+/// A compiled policy, ready to instantiate.
+pub struct LoadedComponent {
+    pre: PolicyPre<State>,
+}
+
+impl Runtime {
+    pub fn new(cache_dir: Option<PathBuf>, limits: Limits) -> Result<Arc<Self>, EngineError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| EngineError::Link(format!("{e:#}")))?;
+        Ok(Arc::new(Runtime { engine, linker, cache_dir, limits, ticker: OnceLock::new() }))
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Compiles (or loads from the cache) and pre-links a component.
+    pub fn load(&self, wasm: &[u8]) -> Result<LoadedComponent, EngineError> {
+        let component = self.component(wasm)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| EngineError::Link(format!("{e:#}")))?;
+        let pre = PolicyPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?;
+        Ok(LoadedComponent { pre })
+    }
+
+    fn cache_path(&self, wasm: &[u8]) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        let mut compat = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut compat);
+        let mut h = Sha256::new();
+        h.update(wasm);
+        h.update(compat.finish().to_le_bytes());
+        let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Some(dir.join(format!("{key}.cwasm")))
+    }
+
+    fn component(&self, wasm: &[u8]) -> Result<Component, EngineError> {
+        let cached = self.cache_path(wasm);
+        if let Some(path) = &cached {
+            // SAFETY: the file was written by `precompile_component` of an
+            // engine with the same compatibility hash (it is in the file name)
+            // into lkguard's own cache directory.
+            if let Ok(c) = unsafe { Component::deserialize_file(&self.engine, path) } {
+                return Ok(c);
+            }
+        }
+        let compiled = self
+            .engine
+            .precompile_component(wasm)
+            .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
+        if let Some(path) = &cached {
+            write_cache(path, &compiled);
+        }
+        // SAFETY: bytes just produced by this engine's `precompile_component`.
+        unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(|e| EngineError::Compile(format!("{e:#}")))
+    }
+
+    fn store(&self) -> Store<State> {
+        self.ticker.get_or_init(|| {
+            let engine = self.engine.clone();
+            std::thread::spawn(move || loop {
+                std::thread::sleep(TICK);
+                engine.increment_epoch();
+            });
+        });
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = State { wasi: WasiCtx::builder().build(), table: ResourceTable::new(), limits };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = self.limits.deadline.as_millis().div_ceil(TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store
+    }
+
+    fn classify(&self, e: wasmtime::Error) -> EngineError {
+        if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+            return EngineError::Deadline(self.limits.deadline.as_millis());
+        }
+        let text = format!("{e:#}");
+        if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
+            return EngineError::Memory(self.limits.memory_bytes >> 20);
+        }
+        EngineError::Trap(text)
+    }
+
+    pub fn metadata(&self, c: &LoadedComponent) -> Result<Metadata, EngineError> {
+        let mut store = self.store();
+        let policy = c.pre.instantiate(&mut store).map_err(|e| self.classify(e))?;
+        let m = policy.call_metadata(&mut store).map_err(|e| self.classify(e))?;
+        Ok(Metadata {
+            id: m.id,
+            version: m.version,
+            rules: m
+                .rules
+                .into_iter()
+                .map(|r| RuleInfo { id: r.id, summary: r.summary, rationale: r.rationale })
+                .collect(),
+            settings_schema: m.settings_schema,
+        })
+    }
+
+    /// Evaluates one batch in a fresh instance.
+    pub fn validate(&self, c: &LoadedComponent, batch: &Batch, settings: &str) -> Result<Vec<Finding>, EngineError> {
+        let mut store = self.store();
+        let policy = c.pre.instantiate(&mut store).map_err(|e| self.classify(e))?;
+        let wbatch = wit::Batch {
+            origins: batch
+                .origins
+                .iter()
+                .map(|o| wit::Origin { name: o.name.clone(), deployable: o.deployable, complete: o.complete })
+                .collect(),
+            resources: batch
+                .resources
+                .iter()
+                .map(|r| wit::Resource {
+                    api_version: r.api_version.clone(),
+                    kind: r.kind.clone(),
+                    name: r.name.clone(),
+                    namespace: r.namespace.clone(),
+                    origin: r.origin,
+                    json: r.json.clone(),
+                })
+                .collect(),
+        };
+        let result = policy
+            .call_validate(&mut store, &wbatch, settings)
+            .map_err(|e| self.classify(e))?;
+        let findings = result.map_err(EngineError::Policy)?;
+        Ok(findings
+            .into_iter()
+            .map(|f| Finding {
+                rule: f.rule,
+                severity: match f.severity {
+                    wit::Severity::Error => Severity::Error,
+                    wit::Severity::Warning => Severity::Warning,
+                },
+                message: f.message,
+                resource: f.resource,
+                path: f.path,
+                embedded_path: f.embedded_path,
+                hint: f.hint,
+            })
+            .collect())
+    }
+}
+
+/// Best effort: a cache that cannot be written only costs the next run a compile.
+fn write_cache(path: &Path, bytes: &[u8]) {
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}

@@ -1,0 +1,86 @@
+//! A YAML stream -> documents, each a JSON value with its span index.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::spans::{self, SpanIndex};
+
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub value: Value,
+    pub spans: SpanIndex,
+}
+
+/// A YAML error with the byte offset it was found at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub message: String,
+    pub offset: usize,
+}
+
+/// Parses every document. Empty documents (`---` alone, comments) are kept as
+/// `null` so document indexes stay aligned between the two parsers.
+pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
+    let indexes = spans::index(text).map_err(|e| match e {
+        spans::IndexError::Syntax(e) => SyntaxError { message: e.info().to_string(), offset: e.marker().index() },
+        spans::IndexError::DuplicateKey { key, at } => SyntaxError {
+            message: format!("duplicate key `{key}`: Kubernetes rejects it, and a YAML reader that keeps the last one hides the first"),
+            offset: at.offset,
+        },
+    })?;
+    let mut values = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let value = Value::deserialize(doc).map_err(|e| SyntaxError {
+            message: strip_location(&e.to_string()),
+            offset: e.location().map_or(0, |l| l.index()),
+        })?;
+        values.push(value);
+    }
+    // serde_yaml yields no document for an empty stream, yaml-rust2 may yield
+    // one empty document; pair them from the start and pad.
+    let mut indexes = indexes.into_iter();
+    Ok(values
+        .into_iter()
+        .map(|value| Document { value, spans: indexes.next().unwrap_or_default() })
+        .collect())
+}
+
+/// serde_yaml appends " at line L column C"; the diagnostic shows that itself.
+fn strip_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_align_with_spans() {
+        let text = "# comment\n---\na: 1\n---\n---\nb: [1, 2]\n";
+        let docs = parse(text).unwrap();
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[0].value["a"], 1);
+        assert!(docs[1].value.is_null());
+        assert_eq!(docs[2].spans.get("/b/1").unwrap().value.line, 6);
+    }
+
+    #[test]
+    fn empty_and_comment_only_streams_have_no_objects() {
+        for text in ["", "# nothing\n"] {
+            let docs = parse(text).unwrap();
+            assert!(docs.iter().all(|d| d.value.is_null()), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_carry_an_offset() {
+        let err = parse("a: 1\nb: [\n").unwrap_err();
+        assert!(err.offset > 0, "{err:?}");
+        let err = parse("a: 1\na: 2\n").unwrap_err();
+        assert!(err.message.contains("duplicate"), "{err:?}");
+        assert_eq!(err.offset, 5);
+    }
+}

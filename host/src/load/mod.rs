@@ -1,0 +1,50 @@
+//! Sources -> a batch of resources, remembering where each came from.
+
+pub mod documents;
+pub mod inputs;
+pub mod spans;
+pub mod typed;
+
+pub use inputs::{load, Loaded, Place, SourceFile};
+
+/// Input that could not be turned into objects. Shown as `file:line:col:
+/// message` with no source snippet: a file that does not parse cannot be
+/// redacted, and its neighbouring lines may hold a secret.
+#[derive(Debug, Clone, thiserror::Error, miette::Diagnostic)]
+pub enum LoadError {
+    #[error("{file}: {message}")]
+    #[diagnostic(code(lkguard::io))]
+    Io { file: String, message: String },
+    #[error("{file}: {size} bytes is over the {limit}-byte limit for one file")]
+    #[diagnostic(code(lkguard::too_large))]
+    TooLarge { file: String, size: usize, limit: usize },
+    #[error("{file}:{line}:{col}: {message}")]
+    #[diagnostic(code(lkguard::invalid_yaml))]
+    Syntax { file: String, line: usize, col: usize, message: String },
+}
+
+impl LoadError {
+    pub fn syntax(file: &str, text: &str, offset: usize, message: String) -> Self {
+        let (line, col) = line_col(text, offset);
+        LoadError::Syntax { file: file.to_string(), line, col, message }
+    }
+
+    pub fn file(&self) -> &str {
+        match self {
+            LoadError::Io { file, .. } | LoadError::TooLarge { file, .. } | LoadError::Syntax { file, .. } => file,
+        }
+    }
+}
+
+/// 1-based line and character column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let mut start = offset;
+    while start > 0 && !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}

@@ -1,0 +1,170 @@
+//! The policy set: the embedded LiveKit bundle plus `--policy` components,
+//! each with its metadata and settings schema.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::engine::{EngineError, LoadedComponent, Runtime};
+use crate::model::{Batch, Finding, Metadata, RuleInfo};
+
+mod bundle {
+    include!(concat!(env!("OUT_DIR"), "/bundle.rs"));
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    Embedded,
+    File(PathBuf),
+}
+
+impl std::fmt::Display for PolicySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicySource::Embedded => f.write_str("embedded"),
+            PolicySource::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+pub struct Policy {
+    pub metadata: Metadata,
+    pub source: PolicySource,
+    component: LoadedComponent,
+    schema: jsonschema::Validator,
+}
+
+impl Policy {
+    pub fn id(&self) -> &str {
+        &self.metadata.id
+    }
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PolicyError {
+    #[error("policy {policy}: {source}")]
+    #[diagnostic(code(lkguard::policy_load))]
+    Load { policy: String, source: EngineError },
+    #[error("{path}: {message}")]
+    #[diagnostic(code(lkguard::policy_io))]
+    Io { path: String, message: String },
+    #[error("policy {policy} ships an invalid settings schema: {message}")]
+    #[diagnostic(code(lkguard::policy_schema))]
+    Schema { policy: String, message: String },
+    #[error("invalid settings for policy {policy}:\n{}", .errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    #[diagnostic(code(lkguard::settings), help("`lkguard policies --format json` prints each policy's settings schema"))]
+    Settings { policy: String, errors: Vec<String> },
+    #[error("settings name policy `{0}`, which is not loaded")]
+    #[diagnostic(code(lkguard::settings), help("`lkguard policies` lists the loaded policy ids"))]
+    UnknownPolicy(String),
+}
+
+/// A policy that could not evaluate a batch. Fail closed: the run exits 2.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub policy: String,
+    pub message: String,
+}
+
+pub struct Registry {
+    runtime: Arc<Runtime>,
+    pub policies: Vec<Policy>,
+}
+
+impl Registry {
+    /// The embedded bundle, then each `--policy` file, which replaces an
+    /// embedded policy of the same id or adds a new one.
+    pub fn load(runtime: Arc<Runtime>, extra: &[PathBuf]) -> Result<Self, PolicyError> {
+        let mut policies: Vec<Policy> = Vec::new();
+        for (id, wasm) in bundle::BUNDLE {
+            policies.push(load_one(&runtime, id, wasm, PolicySource::Embedded)?);
+        }
+        for path in extra {
+            let wasm = read(path)?;
+            let p = load_one(&runtime, &path.display().to_string(), &wasm, PolicySource::File(path.clone()))?;
+            match policies.iter().position(|q| q.id() == p.id()) {
+                Some(i) => policies[i] = p,
+                None => policies.push(p),
+            }
+        }
+        Ok(Registry { runtime, policies })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Policy> {
+        self.policies.iter().find(|p| p.id() == id)
+    }
+
+    pub fn rule(&self, rule: &str) -> Option<(&Policy, &RuleInfo)> {
+        self.policies
+            .iter()
+            .find_map(|p| p.metadata.rules.iter().find(|r| r.id == rule).map(|r| (p, r)))
+    }
+
+    /// Checks every policy's settings against its schema, filling `{}` for
+    /// policies given none. Returns the JSON each policy receives.
+    pub fn settings(&self, given: &BTreeMap<String, Value>) -> Result<BTreeMap<String, String>, PolicyError> {
+        if let Some(unknown) = given.keys().find(|id| self.get(id).is_none()) {
+            return Err(PolicyError::UnknownPolicy(unknown.clone()));
+        }
+        let empty = Value::Object(Default::default());
+        let mut out = BTreeMap::new();
+        for p in &self.policies {
+            let value = given.get(p.id()).unwrap_or(&empty);
+            let errors: Vec<String> = p
+                .schema
+                .iter_errors(value)
+                .map(|e| {
+                    let at = e.instance_path().to_string();
+                    if at.is_empty() { e.to_string() } else { format!("{at}: {e}") }
+                })
+                .collect();
+            if !errors.is_empty() {
+                return Err(PolicyError::Settings { policy: p.id().to_string(), errors });
+            }
+            out.insert(p.id().to_string(), value.to_string());
+        }
+        Ok(out)
+    }
+
+    /// Runs every policy on the batch, each in a fresh instance.
+    pub fn evaluate(&self, batch: &Batch, settings: &BTreeMap<String, String>) -> (Vec<(String, Finding)>, Vec<Failure>) {
+        let mut findings = Vec::new();
+        let mut failures = Vec::new();
+        for p in &self.policies {
+            let s = settings.get(p.id()).map(String::as_str).unwrap_or("{}");
+            match self.runtime.validate(&p.component, batch, s) {
+                Ok(fs) => {
+                    for f in fs {
+                        if (f.resource as usize) < batch.resources.len() {
+                            findings.push((p.id().to_string(), f));
+                        } else {
+                            failures.push(Failure {
+                                policy: p.id().to_string(),
+                                message: format!("returned a finding for resource {} of a batch of {}", f.resource, batch.resources.len()),
+                            });
+                        }
+                    }
+                }
+                Err(e) => failures.push(Failure { policy: p.id().to_string(), message: e.to_string() }),
+            }
+        }
+        (findings, failures)
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, PolicyError> {
+    std::fs::read(path).map_err(|e| PolicyError::Io { path: path.display().to_string(), message: e.to_string() })
+}
+
+fn load_one(runtime: &Runtime, name: &str, wasm: &[u8], source: PolicySource) -> Result<Policy, PolicyError> {
+    let err = |source| PolicyError::Load { policy: name.to_string(), source };
+    let component = runtime.load(wasm).map_err(err)?;
+    let metadata = runtime.metadata(&component).map_err(err)?;
+    let schema_value: Value = serde_json::from_str(&metadata.settings_schema)
+        .map_err(|e| PolicyError::Schema { policy: metadata.id.clone(), message: e.to_string() })?;
+    let schema = jsonschema::validator_for(&schema_value)
+        .map_err(|e| PolicyError::Schema { policy: metadata.id.clone(), message: e.to_string() })?;
+    Ok(Policy { metadata, source, component, schema })
+}

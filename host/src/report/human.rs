@@ -1,0 +1,90 @@
+//! The terminal format: one miette diagnostic per finding, with the source
+//! snippet (secrets masked) at the `file:line:col` to edit.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, Report};
+
+use crate::check::Outcome;
+use crate::model::Severity;
+use crate::redact;
+
+/// Width fixed so output does not depend on the terminal (and snapshots hold).
+const WIDTH: usize = 100;
+
+pub fn render(outcome: &Outcome, color: bool) -> String {
+    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(WIDTH).with_context_lines(2);
+    let loaded = &outcome.loaded;
+    let mut masked: HashMap<usize, String> = HashMap::new();
+    let mut out = String::new();
+
+    for e in &loaded.errors {
+        let _ = writeln!(out, "error[input]: {e}\n");
+    }
+    for f in &outcome.failures {
+        let _ = writeln!(out, "error[policy]: policy {} {}\n", f.policy, f.message);
+    }
+    for l in &outcome.findings {
+        let f = &l.finding;
+        let r = &loaded.batch.resources[f.resource as usize];
+        let what = match &r.namespace {
+            Some(ns) => format!("{} {ns}/{}", r.kind, r.name),
+            None => format!("{} {}", r.kind, r.name),
+        };
+        let mut diag = MietteDiagnostic::new(f.message.clone())
+            .with_code(f.rule.clone())
+            .with_severity(match f.severity {
+                Severity::Error => miette::Severity::Error,
+                Severity::Warning => miette::Severity::Warning,
+            });
+        if let Some(h) = &f.hint {
+            diag = diag.with_help(h.clone());
+        }
+        let report = match l.location {
+            Some(p) => {
+                let label = if p.exact { what } else { format!("{what} (nearest existing field)") };
+                diag = diag.with_label(LabeledSpan::at(p.offset..p.offset + p.len, label));
+                let file = &loaded.files[p.file];
+                let text = masked.entry(p.file).or_insert_with(|| redact::masked(file)).clone();
+                Report::new(diag).with_source_code(NamedSource::new(file.name.clone(), text))
+            }
+            None => Report::new(diag.with_help(format!("{what}, at {}", f.path))),
+        };
+        let _ = handler.render_report(&mut out, report.as_ref());
+        out.push('\n');
+    }
+
+    let files = loaded.files.len();
+    let resources = loaded.batch.resources.len();
+    let scope = format!(
+        "{} {}, {resources} {} in {files} {}",
+        outcome.policies,
+        plural(outcome.policies, "policy", "policies"),
+        plural(resources, "resource", "resources"),
+        plural(files, "file", "files"),
+    );
+    let problems = outcome.failures.len() + loaded.errors.len();
+    if outcome.findings.is_empty() && problems == 0 {
+        if files == 0 {
+            let _ = writeln!(out, "no YAML files found to check");
+        } else if resources == 0 {
+            let _ = writeln!(out, "no Kubernetes objects found ({scope})");
+        } else {
+            let _ = writeln!(out, "ok: no findings ({scope})");
+        }
+    } else {
+        let (e, w) = (outcome.errors(), outcome.warnings());
+        let _ = write!(out, "{e} {}, {w} {}", plural(e, "error", "errors"), plural(w, "warning", "warnings"));
+        if problems > 0 {
+            let _ = write!(out, ", {problems} {} that stopped a check", plural(problems, "failure", "failures"));
+        }
+        let _ = writeln!(out, " ({scope})");
+    }
+    out
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}

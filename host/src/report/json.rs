@@ -1,0 +1,75 @@
+//! `--format json`: a stable, documented schema (see README, "JSON output").
+
+use serde_json::{json, Value};
+
+use crate::check::Outcome;
+use crate::load::LoadError;
+use crate::model::Severity;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub fn render(outcome: &Outcome) -> String {
+    let loaded = &outcome.loaded;
+    let findings: Vec<Value> = outcome
+        .findings
+        .iter()
+        .map(|l| {
+            let f = &l.finding;
+            let r = &loaded.batch.resources[f.resource as usize];
+            let origin = loaded.batch.origins.get(r.origin as usize).map(|o| o.name.clone());
+            json!({
+                "rule": f.rule,
+                "policy": l.policy,
+                "severity": match f.severity { Severity::Error => "error", Severity::Warning => "warning" },
+                "message": f.message,
+                "hint": f.hint,
+                "file": l.location.map(|p| loaded.files[p.file].name.clone()),
+                "line": l.location.map(|p| p.line),
+                "column": l.location.map(|p| p.col),
+                "exact": l.location.is_some_and(|p| p.exact),
+                "origin": origin,
+                "resource": {
+                    "apiVersion": r.api_version,
+                    "kind": r.kind,
+                    "name": r.name,
+                    "namespace": r.namespace,
+                },
+                "path": f.path,
+                "embeddedPath": f.embedded_path,
+            })
+        })
+        .collect();
+    let failures: Vec<Value> = outcome
+        .failures
+        .iter()
+        .map(|f| json!({"policy": f.policy, "message": f.message}))
+        .collect();
+    let input_errors: Vec<Value> = loaded
+        .errors
+        .iter()
+        .map(|e| match e {
+            LoadError::Syntax { file, line, col, message } => {
+                json!({"file": file, "line": line, "column": col, "message": message})
+            }
+            other => json!({"file": other.file(), "line": null, "column": null, "message": other.to_string()}),
+        })
+        .collect();
+    let doc = json!({
+        "version": SCHEMA_VERSION,
+        "findings": findings,
+        "failures": failures,
+        "inputErrors": input_errors,
+        "summary": {
+            "errors": outcome.errors(),
+            "warnings": outcome.warnings(),
+            "policies": outcome.policies,
+            "files": loaded.files.len(),
+            "resources": loaded.batch.resources.len(),
+            "skippedDocuments": loaded.skipped,
+            "exitCode": outcome.exit_code(),
+        }
+    });
+    let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    out.push('\n');
+    out
+}
