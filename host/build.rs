@@ -23,7 +23,8 @@ const POLICIES: &[(&str, &str)] = &[
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
-    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-changed=policies");
     println!("cargo:rerun-if-changed=wit");
@@ -41,7 +42,12 @@ fn main() {
         let from = built.join(&file);
         let to = out.join(&file);
         std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
-        writeln!(bundle, "    ({id:?}, include_bytes!({:?})),", to.display().to_string()).expect("write to String");
+        writeln!(
+            bundle,
+            "    ({id:?}, include_bytes!({:?})),",
+            to.display().to_string()
+        )
+        .expect("write to String");
     }
     bundle.push_str("];\n");
     std::fs::write(out.join("bundle.rs"), bundle).expect("writing bundle.rs");
@@ -53,7 +59,14 @@ fn build_policies(root: &Path) -> PathBuf {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        .args(["build", "--profile", "policy", "--target", TARGET, "--target-dir"])
+        .args([
+            "build",
+            "--profile",
+            "policy",
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
         .arg(&target_dir);
     if env::var_os("CARGO_NET_OFFLINE").is_some() {
         cmd.arg("--offline");
@@ -65,14 +78,30 @@ fn build_policies(root: &Path) -> PathBuf {
     // clippy run's wrapper would lint the policies a second time.
     for (key, _) in env::vars_os() {
         let key = key.to_string_lossy().into_owned();
-        let keep = key == "CARGO_HOME" || key.starts_with("CARGO_NET_") || key.starts_with("CARGO_REGISTRIES_");
+        let keep = key == "CARGO_HOME"
+            || key.starts_with("CARGO_NET_")
+            || key.starts_with("CARGO_REGISTRIES_");
         if (key.starts_with("CARGO_") && !keep)
-            || matches!(key.as_str(), "RUSTFLAGS" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTC_WRAPPER" | "TARGET" | "HOST" | "OUT_DIR" | "PROFILE" | "OPT_LEVEL" | "DEBUG" | "NUM_JOBS")
+            || matches!(
+                key.as_str(),
+                "RUSTFLAGS"
+                    | "RUSTC_WORKSPACE_WRAPPER"
+                    | "RUSTC_WRAPPER"
+                    | "TARGET"
+                    | "HOST"
+                    | "OUT_DIR"
+                    | "PROFILE"
+                    | "OPT_LEVEL"
+                    | "DEBUG"
+                    | "NUM_JOBS"
+            )
         {
             cmd.env_remove(&key);
         }
     }
-    let status = cmd.status().expect("running cargo to build the policy components");
+    let status = cmd
+        .status()
+        .expect("running cargo to build the policy components");
     if !status.success() {
         panic!("building the policy components for {TARGET} failed (see the errors above)");
     }
@@ -86,7 +115,8 @@ fn check_target_installed() {
         .output()
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    let installed = sysroot.is_some_and(|s| Path::new(&s).join("lib/rustlib").join(TARGET).exists());
+    let installed =
+        sysroot.is_some_and(|s| Path::new(&s).join("lib/rustlib").join(TARGET).exists());
     if !installed {
         panic!(
             "\n\nlkguard embeds its policies as {TARGET} components, and this toolchain lacks that target.\n\

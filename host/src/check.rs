@@ -37,7 +37,10 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn errors(&self) -> usize {
-        self.findings.iter().filter(|f| f.finding.severity == Severity::Error).count()
+        self.findings
+            .iter()
+            .filter(|f| f.finding.severity == Severity::Error)
+            .count()
     }
 
     pub fn warnings(&self) -> usize {
@@ -47,7 +50,10 @@ impl Outcome {
     /// 0 clean (warnings allowed), 1 error findings, 2 input or policy
     /// failure: a check that could not run completely is never a pass.
     pub fn exit_code(&self) -> i32 {
-        if !self.failures.is_empty() || !self.loaded.errors.is_empty() || self.loaded.files.is_empty() {
+        if !self.failures.is_empty()
+            || !self.loaded.errors.is_empty()
+            || self.loaded.files.is_empty()
+        {
             2
         } else if self.errors() > 0 {
             1
@@ -57,9 +63,15 @@ impl Outcome {
     }
 }
 
-pub fn registry(policies: &[PathBuf], cache_dir: Option<PathBuf>, limits: Limits) -> Result<Registry, PolicyError> {
-    let runtime = Runtime::new(cache_dir, limits)
-        .map_err(|source| PolicyError::Load { policy: "engine".into(), source })?;
+pub fn registry(
+    policies: &[PathBuf],
+    cache_dir: Option<PathBuf>,
+    limits: Limits,
+) -> Result<Registry, PolicyError> {
+    let runtime = Runtime::new(cache_dir, limits).map_err(|source| PolicyError::Load {
+        policy: "engine".into(),
+        source,
+    })?;
     Registry::load(Arc::clone(&runtime), policies)
 }
 
@@ -76,7 +88,11 @@ pub fn run(opts: &Options) -> Result<Outcome, PolicyError> {
         .into_iter()
         .map(|(policy, finding)| {
             let location = locate::locate(&loaded, &finding);
-            Located { policy, finding, location }
+            Located {
+                policy,
+                finding,
+                location,
+            }
         })
         .collect();
     findings.sort_by(|a, b| {
@@ -92,5 +108,10 @@ pub fn run(opts: &Options) -> Result<Outcome, PolicyError> {
         key(a).cmp(&key(b))
     });
     findings.dedup_by(|a, b| a.finding == b.finding);
-    Ok(Outcome { loaded, findings, failures, policies: registry.policies.len() })
+    Ok(Outcome {
+        loaded,
+        findings,
+        failures,
+        policies: registry.policies.len(),
+    })
 }

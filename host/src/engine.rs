@@ -39,7 +39,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { deadline: Duration::from_millis(5_000), memory_bytes: 256 << 20 }
+        Limits {
+            deadline: Duration::from_millis(5_000),
+            memory_bytes: 256 << 20,
+        }
     }
 }
 
@@ -67,7 +70,10 @@ struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -92,8 +98,15 @@ impl Runtime {
         config.wasm_component_model(true);
         let engine = Engine::new(&config).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| EngineError::Link(format!("{e:#}")))?;
-        Ok(Arc::new(Runtime { engine, linker, cache_dir, limits, ticker: OnceLock::new() }))
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| EngineError::Link(format!("{e:#}")))?;
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            cache_dir,
+            limits,
+            ticker: OnceLock::new(),
+        }))
     }
 
     pub fn limits(&self) -> Limits {
@@ -114,7 +127,9 @@ impl Runtime {
     fn cache_path(&self, wasm: &[u8]) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
         let mut compat = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut compat);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut compat);
         let mut h = Sha256::new();
         h.update(wasm);
         h.update(compat.finish().to_le_bytes());
@@ -140,7 +155,8 @@ impl Runtime {
             write_cache(path, &compiled);
         }
         // SAFETY: bytes just produced by this engine's `precompile_component`.
-        unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(|e| EngineError::Compile(format!("{e:#}")))
+        unsafe { Component::deserialize(&self.engine, &compiled) }
+            .map_err(|e| EngineError::Compile(format!("{e:#}")))
     }
 
     fn store(&self) -> Store<State> {
@@ -155,10 +171,19 @@ impl Runtime {
             .memory_size(self.limits.memory_bytes)
             .trap_on_grow_failure(true)
             .build();
-        let state = State { wasi: WasiCtx::builder().build(), table: ResourceTable::new(), limits };
+        let state = State {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits,
+        };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let ticks = self.limits.deadline.as_millis().div_ceil(TICK.as_millis()).max(1) as u64;
+        let ticks = self
+            .limits
+            .deadline
+            .as_millis()
+            .div_ceil(TICK.as_millis())
+            .max(1) as u64;
         store.set_epoch_deadline(ticks);
         store
     }
@@ -168,7 +193,8 @@ impl Runtime {
             return EngineError::Deadline(self.limits.deadline.as_millis());
         }
         let text = format!("{e:#}");
-        if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
+        if text.contains("forcing trap when growing memory") || text.contains("memory minimum size")
+        {
             return EngineError::Memory(self.limits.memory_bytes >> 20);
         }
         EngineError::Trap(text)
@@ -176,29 +202,50 @@ impl Runtime {
 
     pub fn metadata(&self, c: &LoadedComponent) -> Result<Metadata, EngineError> {
         let mut store = self.store();
-        let policy = c.pre.instantiate(&mut store).map_err(|e| self.classify(e))?;
-        let m = policy.call_metadata(&mut store).map_err(|e| self.classify(e))?;
+        let policy = c
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.classify(e))?;
+        let m = policy
+            .call_metadata(&mut store)
+            .map_err(|e| self.classify(e))?;
         Ok(Metadata {
             id: m.id,
             version: m.version,
             rules: m
                 .rules
                 .into_iter()
-                .map(|r| RuleInfo { id: r.id, summary: r.summary, rationale: r.rationale })
+                .map(|r| RuleInfo {
+                    id: r.id,
+                    summary: r.summary,
+                    rationale: r.rationale,
+                })
                 .collect(),
             settings_schema: m.settings_schema,
         })
     }
 
     /// Evaluates one batch in a fresh instance.
-    pub fn validate(&self, c: &LoadedComponent, batch: &Batch, settings: &str) -> Result<Vec<Finding>, EngineError> {
+    pub fn validate(
+        &self,
+        c: &LoadedComponent,
+        batch: &Batch,
+        settings: &str,
+    ) -> Result<Vec<Finding>, EngineError> {
         let mut store = self.store();
-        let policy = c.pre.instantiate(&mut store).map_err(|e| self.classify(e))?;
+        let policy = c
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.classify(e))?;
         let wbatch = wit::Batch {
             origins: batch
                 .origins
                 .iter()
-                .map(|o| wit::Origin { name: o.name.clone(), deployable: o.deployable, complete: o.complete })
+                .map(|o| wit::Origin {
+                    name: o.name.clone(),
+                    deployable: o.deployable,
+                    complete: o.complete,
+                })
                 .collect(),
             resources: batch
                 .resources

@@ -44,7 +44,10 @@ impl<'t> Lines<'t> {
     pub fn offset(&self, line: usize, col: usize) -> Option<usize> {
         let start = *self.starts.get(line.checked_sub(1)?)?;
         let text = self.line(line)?;
-        let within = text.char_indices().nth(col.saturating_sub(1)).map_or(text.len(), |(i, _)| i);
+        let within = text
+            .char_indices()
+            .nth(col.saturating_sub(1))
+            .map_or(text.len(), |(i, _)| i);
         Some(start + within)
     }
 
@@ -106,5 +109,12 @@ pub fn locate(loaded: &Loaded, finding: &Finding) -> Option<Location> {
         }
     }
     let (line, col) = crate::load::line_col(&file.text, offset);
-    Some(Location { file: place.file, line, col, offset, len: lines.rest_of_line(offset), exact })
+    Some(Location {
+        file: place.file,
+        line,
+        col,
+        offset,
+        len: lines.rest_of_line(offset),
+        exact,
+    })
 }

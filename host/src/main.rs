@@ -13,7 +13,11 @@ use lkguard::engine::Limits;
 use lkguard::report::{self, Format};
 
 #[derive(Parser)]
-#[command(name = "lkguard", version, about = "LiveKit-on-Kubernetes policies as WebAssembly components")]
+#[command(
+    name = "lkguard",
+    version,
+    about = "LiveKit-on-Kubernetes policies as WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,7 +76,11 @@ impl EngineArgs {
         if self.no_cache {
             return None;
         }
-        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         self.cache_dir
             .clone()
             .or_else(|| env("LKGUARD_CACHE_DIR"))
@@ -81,7 +89,10 @@ impl EngineArgs {
     }
 
     fn limits(&self) -> Limits {
-        Limits { deadline: Duration::from_millis(self.deadline_ms), memory_bytes: self.memory_mib << 20 }
+        Limits {
+            deadline: Duration::from_millis(self.deadline_ms),
+            memory_bytes: self.memory_mib << 20,
+        }
     }
 }
 
@@ -91,8 +102,8 @@ fn parse_settings(raw: &[String]) -> anyhow::Result<BTreeMap<String, serde_json:
         let (id, json) = item
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("--settings takes ID=JSON, got `{item}`"))?;
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| anyhow::anyhow!("--settings {id}: not valid JSON: {e}"))?;
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| anyhow::anyhow!("--settings {id}: not valid JSON: {e}"))?;
         out.insert(id.to_string(), value);
     }
     Ok(out)
@@ -105,7 +116,12 @@ fn color() -> bool {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
-        Command::Check { paths, format, settings, engine } => {
+        Command::Check {
+            paths,
+            format,
+            settings,
+            engine,
+        } => {
             let opts = Options {
                 paths,
                 policies: engine.policies.clone(),

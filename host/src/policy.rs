@@ -54,10 +54,16 @@ pub enum PolicyError {
     #[diagnostic(code(lkguard::policy_schema))]
     Schema { policy: String, message: String },
     #[error("invalid settings for policy {policy}:\n{}", .errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
-    #[diagnostic(code(lkguard::settings), help("`lkguard policies --format json` prints each policy's settings schema"))]
+    #[diagnostic(
+        code(lkguard::settings),
+        help("`lkguard policies --format json` prints each policy's settings schema")
+    )]
     Settings { policy: String, errors: Vec<String> },
     #[error("settings name policy `{0}`, which is not loaded")]
-    #[diagnostic(code(lkguard::settings), help("`lkguard policies` lists the loaded policy ids"))]
+    #[diagnostic(
+        code(lkguard::settings),
+        help("`lkguard policies` lists the loaded policy ids")
+    )]
     UnknownPolicy(String),
 }
 
@@ -83,7 +89,12 @@ impl Registry {
         }
         for path in extra {
             let wasm = read(path)?;
-            let p = load_one(&runtime, &path.display().to_string(), &wasm, PolicySource::File(path.clone()))?;
+            let p = load_one(
+                &runtime,
+                &path.display().to_string(),
+                &wasm,
+                PolicySource::File(path.clone()),
+            )?;
             match policies.iter().position(|q| q.id() == p.id()) {
                 Some(i) => policies[i] = p,
                 None => policies.push(p),
@@ -97,14 +108,21 @@ impl Registry {
     }
 
     pub fn rule(&self, rule: &str) -> Option<(&Policy, &RuleInfo)> {
-        self.policies
-            .iter()
-            .find_map(|p| p.metadata.rules.iter().find(|r| r.id == rule).map(|r| (p, r)))
+        self.policies.iter().find_map(|p| {
+            p.metadata
+                .rules
+                .iter()
+                .find(|r| r.id == rule)
+                .map(|r| (p, r))
+        })
     }
 
     /// Checks every policy's settings against its schema, filling `{}` for
     /// policies given none. Returns the JSON each policy receives.
-    pub fn settings(&self, given: &BTreeMap<String, Value>) -> Result<BTreeMap<String, String>, PolicyError> {
+    pub fn settings(
+        &self,
+        given: &BTreeMap<String, Value>,
+    ) -> Result<BTreeMap<String, String>, PolicyError> {
         if let Some(unknown) = given.keys().find(|id| self.get(id).is_none()) {
             return Err(PolicyError::UnknownPolicy(unknown.clone()));
         }
@@ -117,11 +135,18 @@ impl Registry {
                 .iter_errors(value)
                 .map(|e| {
                     let at = e.instance_path().to_string();
-                    if at.is_empty() { e.to_string() } else { format!("{at}: {e}") }
+                    if at.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("{at}: {e}")
+                    }
                 })
                 .collect();
             if !errors.is_empty() {
-                return Err(PolicyError::Settings { policy: p.id().to_string(), errors });
+                return Err(PolicyError::Settings {
+                    policy: p.id().to_string(),
+                    errors,
+                });
             }
             out.insert(p.id().to_string(), value.to_string());
         }
@@ -129,7 +154,11 @@ impl Registry {
     }
 
     /// Runs every policy on the batch, each in a fresh instance.
-    pub fn evaluate(&self, batch: &Batch, settings: &BTreeMap<String, String>) -> (Vec<(String, Finding)>, Vec<Failure>) {
+    pub fn evaluate(
+        &self,
+        batch: &Batch,
+        settings: &BTreeMap<String, String>,
+    ) -> (Vec<(String, Finding)>, Vec<Failure>) {
         let mut findings = Vec::new();
         let mut failures = Vec::new();
         for p in &self.policies {
@@ -142,12 +171,19 @@ impl Registry {
                         } else {
                             failures.push(Failure {
                                 policy: p.id().to_string(),
-                                message: format!("returned a finding for resource {} of a batch of {}", f.resource, batch.resources.len()),
+                                message: format!(
+                                    "returned a finding for resource {} of a batch of {}",
+                                    f.resource,
+                                    batch.resources.len()
+                                ),
                             });
                         }
                     }
                 }
-                Err(e) => failures.push(Failure { policy: p.id().to_string(), message: e.to_string() }),
+                Err(e) => failures.push(Failure {
+                    policy: p.id().to_string(),
+                    message: e.to_string(),
+                }),
             }
         }
         (findings, failures)
@@ -155,16 +191,37 @@ impl Registry {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, PolicyError> {
-    std::fs::read(path).map_err(|e| PolicyError::Io { path: path.display().to_string(), message: e.to_string() })
+    std::fs::read(path).map_err(|e| PolicyError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
-fn load_one(runtime: &Runtime, name: &str, wasm: &[u8], source: PolicySource) -> Result<Policy, PolicyError> {
-    let err = |source| PolicyError::Load { policy: name.to_string(), source };
+fn load_one(
+    runtime: &Runtime,
+    name: &str,
+    wasm: &[u8],
+    source: PolicySource,
+) -> Result<Policy, PolicyError> {
+    let err = |source| PolicyError::Load {
+        policy: name.to_string(),
+        source,
+    };
     let component = runtime.load(wasm).map_err(err)?;
     let metadata = runtime.metadata(&component).map_err(err)?;
-    let schema_value: Value = serde_json::from_str(&metadata.settings_schema)
-        .map_err(|e| PolicyError::Schema { policy: metadata.id.clone(), message: e.to_string() })?;
-    let schema = jsonschema::validator_for(&schema_value)
-        .map_err(|e| PolicyError::Schema { policy: metadata.id.clone(), message: e.to_string() })?;
-    Ok(Policy { metadata, source, component, schema })
+    let schema_value: Value =
+        serde_json::from_str(&metadata.settings_schema).map_err(|e| PolicyError::Schema {
+            policy: metadata.id.clone(),
+            message: e.to_string(),
+        })?;
+    let schema = jsonschema::validator_for(&schema_value).map_err(|e| PolicyError::Schema {
+        policy: metadata.id.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(Policy {
+        metadata,
+        source,
+        component,
+        schema,
+    })
 }

@@ -26,22 +26,28 @@ pub fn masked(file: &SourceFile) -> String {
             }
         }
         for (p, span) in doc.spans.iter() {
-            let Some(text) = doc.value.pointer(p).and_then(Value::as_str) else { continue };
+            let Some(text) = doc.value.pointer(p).and_then(Value::as_str) else {
+                continue;
+            };
             if !text.contains("keys") {
                 continue;
             }
-            let Ok(config) = serde_yaml::from_str::<serde_yaml::Value>(text) else { continue };
+            let Ok(config) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+                continue;
+            };
             if !looks_like_config(&config) && config.get("keys").is_none() {
                 continue;
             }
-            let Some(inner) = locate::embedded_spans(&doc.value, p) else { continue };
+            let Some(inner) = locate::embedded_spans(&doc.value, p) else {
+                continue;
+            };
             if span.style != Style::Block {
                 mask_node(&mut bytes, &lines, span);
                 continue;
             }
             for (ip, ispan) in inner.iter() {
                 if ip.starts_with("/keys/") {
-                    if let Some(offset) = locate::embedded_mark(span, text, ispan.value)
+                    if let Some(offset) = locate::embedded_mark(span, text, ispan.anchor())
                         .and_then(|(l, c)| lines.offset(l, c))
                     {
                         mask_line_from(&mut bytes, offset);
@@ -59,7 +65,10 @@ fn sensitive(value: &Value, at: &str, out: &mut Vec<String>) {
     if at.is_empty() && kind == Some("Secret") {
         for field in ["data", "stringData"] {
             if let Some(map) = value.get(field).and_then(Value::as_object) {
-                out.extend(map.keys().map(|k| lkguard_policy_sdk::pointer::join([field, k.as_str()])));
+                out.extend(
+                    map.keys()
+                        .map(|k| lkguard_policy_sdk::pointer::join([field, k.as_str()])),
+                );
             }
         }
     }
@@ -126,14 +135,18 @@ mod tests {
     use crate::load::documents;
 
     fn file(text: &str) -> SourceFile {
-        SourceFile { name: "f.yaml".into(), text: text.into(), documents: documents::parse(text).unwrap() }
+        SourceFile {
+            name: "f.yaml".into(),
+            text: text.into(),
+            documents: documents::parse(text).unwrap(),
+        }
     }
 
     #[test]
     fn env_literals_secrets_and_inline_keys_are_masked() {
-        let text = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - name: c\n      env:\n        - name: LIVEKIT_API_SECRET\n          value: hunter2-literal\n        - name: LIVEKIT_URL\n          value: wss://x\n---\napiVersion: v1\nkind: Secret\nstringData:\n  anything: |\n    hunter3\n    hunter4\n---\napiVersion: v1\nkind: ConfigMap\ndata:\n  livekit.yaml: |\n    port: 7880\n    keys:\n      APIkey: hunter5\n    rtc:\n      use_external_ip: false\n";
+        let text = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - name: c\n      env:\n        - name: LIVEKIT_API_SECRET\n          value: hunter2-literal\n        - name: LIVEKIT_URL\n          value: wss://x\n---\napiVersion: v1\nkind: Secret\nstringData:\n  anything: |\n    hunter3\n    hunter4\n---\napiVersion: v1\nkind: ConfigMap\ndata:\n  livekit.yaml: |\n    port: 7880\n    keys:\n      hunter6: hunter5\n    rtc:\n      use_external_ip: false\n";
         let m = masked(&file(text));
-        for s in ["hunter2", "hunter3", "hunter4", "hunter5"] {
+        for s in ["hunter2", "hunter3", "hunter4", "hunter5", "hunter6"] {
             assert!(!m.contains(s), "{s} leaked:\n{m}");
         }
         assert!(m.contains("wss://x"));

@@ -1,1 +1,217 @@
-fn main() {}
+//! CLI behaviour pinned by snapshots of real output: the snapshot is the spec.
+
+mod common;
+
+use common::*;
+
+fn snapshot_of(args: &[&str]) -> String {
+    let out = lkguard(args);
+    format!(
+        "$ lkguard {}\nexit: {:?}\n--- stdout\n{}--- stderr\n{}",
+        args.join(" "),
+        out.status.code(),
+        stdout(&out),
+        stderr(&out)
+    )
+}
+
+macro_rules! cli_snapshot {
+    ($name:ident, $($arg:expr),+) => {
+        #[test]
+        fn $name() {
+            insta::assert_snapshot!(snapshot_of(&[$($arg),+]));
+        }
+    };
+}
+
+cli_snapshot!(
+    good_renders,
+    "check",
+    "fixtures/rendered/staging.yaml",
+    "fixtures/rendered/production.yaml"
+);
+cli_snapshot!(
+    use_external_ip_yes,
+    "check",
+    "fixtures/rendered/bad/use-external-ip-yes.yaml"
+);
+cli_snapshot!(
+    use_external_ip_env_config,
+    "check",
+    "fixtures/rendered/bad/use-external-ip-env-config.yaml"
+);
+cli_snapshot!(
+    node_ip_host_ip,
+    "check",
+    "fixtures/rendered/bad/node-ip-host-ip-fieldref.yaml"
+);
+cli_snapshot!(
+    image_digest_tag_only,
+    "check",
+    "fixtures/rendered/bad/image-digest-tag-only.yaml"
+);
+cli_snapshot!(
+    rtc_service_missing,
+    "check",
+    "fixtures/rendered/bad/rtc-service-missing.yaml"
+);
+cli_snapshot!(
+    secrets_literal,
+    "check",
+    "fixtures/rendered/bad/secrets-source-literal-api-secret.yaml"
+);
+cli_snapshot!(
+    secrets_inline_keys,
+    "check",
+    "fixtures/rendered/bad/secrets-source-inline-keys.yaml"
+);
+cli_snapshot!(
+    json_format,
+    "check",
+    "--format",
+    "json",
+    "fixtures/rendered/bad/node-ip-mismatch-annotation.yaml"
+);
+cli_snapshot!(policies, "policies");
+cli_snapshot!(explain_node_ip, "explain", "livekit/node-ip");
+cli_snapshot!(explain_unknown, "explain", "livekit/nope");
+cli_snapshot!(
+    bad_settings,
+    "check",
+    "--settings",
+    "rtc-service={\"udp_port\":70000}",
+    "fixtures/rendered/staging.yaml"
+);
+cli_snapshot!(
+    settings_for_unknown_policy,
+    "check",
+    "--settings",
+    "nope={}",
+    "fixtures/rendered/staging.yaml"
+);
+cli_snapshot!(missing_path, "check", "fixtures/does-not-exist.yaml");
+
+#[test]
+fn settings_change_the_verdict() {
+    // The staging render exposes UDP 7882; a policy told the mux port is 3478 disagrees.
+    let out = lkguard(&[
+        "check",
+        "--format",
+        "json",
+        "--settings",
+        "rtc-service={\"udp_port\":3478}",
+        "fixtures/rendered/staging.yaml",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the config's rtc.udp_port wins over the default setting"
+    );
+    let out = lkguard(&[
+        "check",
+        "--format",
+        "json",
+        "--settings",
+        "secrets-source={\"secret\":\"other\"}",
+        "fixtures/rendered/staging.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn malformed_yaml_is_an_input_error_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\ndata:\n  a: [1, 2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("dup.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nkind: Secret\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("types.yaml"), "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replicas: two\n  selector: {}\n  template: {}\n").unwrap();
+    let out = lkguard_in(dir.path(), &["check", "."]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("./broken.yaml:5:1:") || text.contains("./broken.yaml:4:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("./dup.yaml:3:1: duplicate key `kind`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("./types.yaml:5:3: /spec/replicas: wrong type"),
+        "{text}"
+    );
+    assert!(!text.contains("two"), "{text}");
+}
+
+#[test]
+fn stdin_is_read_with_dash() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let yaml =
+        std::fs::read(root().join("fixtures/rendered/bad/image-digest-latest.yaml")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lkguard"))
+        .args(["check", "--format", "json", "-"])
+        .env("LKGUARD_CACHE_DIR", cache_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&yaml).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let doc = json(&out);
+    assert_eq!(doc["findings"][0]["rule"], "livekit/image-digest");
+    assert_eq!(doc["findings"][0]["file"], "<stdin>");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn policy_file_replaces_the_embedded_one_by_id_and_corrupt_wasm_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt.wasm");
+    std::fs::write(&corrupt, b"\0asm\x0d\0\x01\0garbage").unwrap();
+    let out = lkguard(&[
+        "check",
+        "--policy",
+        corrupt.to_str().unwrap(),
+        "fixtures/rendered/staging.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("corrupt.wasm"), "{}", stderr(&out));
+
+    let built =
+        root().join("target/lkguard-policies/wasm32-wasip2/policy/lkguard_policy_node_ip.wasm");
+    let out = lkguard(&["policies", "--policy", built.to_str().unwrap()]);
+    let text = stdout(&out);
+    let line = text.lines().find(|l| l.starts_with("node-ip ")).unwrap();
+    assert!(line.contains("lkguard_policy_node_ip.wasm"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| !l.starts_with(' ')).count(),
+        5,
+        "replaced, not added:\n{text}"
+    );
+}
+
+#[test]
+fn directories_are_walked_and_non_manifests_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::copy(
+        root().join("fixtures/rendered/staging.yaml"),
+        dir.path().join("sub/render.yml"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("values.yaml"), "replicaCount: 2\n").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not yaml").unwrap();
+    let out = lkguard_in(dir.path(), &["check", "--format", "json", "."]);
+    let doc = json(&out);
+    assert_eq!(doc["summary"]["files"], 2);
+    assert_eq!(doc["summary"]["skippedDocuments"], 1);
+    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+}

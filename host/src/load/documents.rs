@@ -41,7 +41,10 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
     let mut indexes = indexes.into_iter();
     Ok(values
         .into_iter()
-        .map(|value| Document { value, spans: indexes.next().unwrap_or_default() })
+        .map(|value| Document {
+            value,
+            spans: indexes.next().unwrap_or_default(),
+        })
         .collect())
 }
 

@@ -55,13 +55,21 @@ impl Loaded {
         if let Some(i) = self.batch.origins.iter().position(|o| o.name == name) {
             return i as u32;
         }
-        self.batch.origins.push(Origin { name, deployable, complete: deployable });
+        self.batch.origins.push(Origin {
+            name,
+            deployable,
+            complete: deployable,
+        });
         (self.batch.origins.len() - 1) as u32
     }
 
     fn add_file(&mut self, name: String, bytes: Vec<u8>, origin: u32) {
         if bytes.len() > MAX_FILE_BYTES {
-            self.errors.push(LoadError::TooLarge { file: name, size: bytes.len(), limit: MAX_FILE_BYTES });
+            self.errors.push(LoadError::TooLarge {
+                file: name,
+                size: bytes.len(),
+                limit: MAX_FILE_BYTES,
+            });
             return;
         }
         let text = match String::from_utf8(bytes) {
@@ -69,14 +77,20 @@ impl Loaded {
             Err(e) => {
                 let offset = e.utf8_error().valid_up_to();
                 let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-                self.errors.push(LoadError::syntax(&name, &text, offset, "not UTF-8 text (YAML must be UTF-8)".into()));
+                self.errors.push(LoadError::syntax(
+                    &name,
+                    &text,
+                    offset,
+                    "not UTF-8 text (YAML must be UTF-8)".into(),
+                ));
                 return;
             }
         };
         let docs = match documents::parse(&text) {
             Ok(d) => d,
             Err(e) => {
-                self.errors.push(LoadError::syntax(&name, &text, e.offset, e.message));
+                self.errors
+                    .push(LoadError::syntax(&name, &text, e.offset, e.message));
                 return;
             }
         };
@@ -89,14 +103,23 @@ impl Loaded {
                 continue;
             };
             if let Err(e) = typed::check(&doc.value) {
-                let at = doc.spans.locate(&e.pointer).map(|(s, _)| s.anchor().offset).unwrap_or(0);
-                self.errors.push(LoadError::syntax(&name, &text, at, e.message));
+                let at = doc
+                    .spans
+                    .locate(&e.pointer)
+                    .map(|(s, _)| s.anchor().offset)
+                    .unwrap_or(0);
+                self.errors
+                    .push(LoadError::syntax(&name, &text, at, e.message));
                 continue;
             }
             self.batch.resources.push(resource);
             self.places.push(Place { file, document: d });
         }
-        self.files.push(SourceFile { name, text, documents: docs });
+        self.files.push(SourceFile {
+            name,
+            text,
+            documents: docs,
+        });
     }
 }
 
@@ -107,7 +130,9 @@ fn resource(value: &Value, origin: u32) -> Option<Resource> {
     Some(Resource {
         api_version,
         kind,
-        name: s("/metadata/name").or_else(|| s("/metadata/generateName")).unwrap_or_default(),
+        name: s("/metadata/name")
+            .or_else(|| s("/metadata/generateName"))
+            .unwrap_or_default(),
         namespace: s("/metadata/namespace"),
         origin,
         json: value.to_string(),
@@ -121,12 +146,18 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
         let display = path.display().to_string();
         if display == "-" {
             let mut bytes = Vec::new();
-            match std::io::stdin().take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes) {
+            match std::io::stdin()
+                .take(MAX_FILE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+            {
                 Ok(_) => {
                     let origin = loaded.origin("<stdin>".into(), true);
                     loaded.add_file("<stdin>".into(), bytes, origin);
                 }
-                Err(e) => loaded.errors.push(LoadError::Io { file: display, message: e.to_string() }),
+                Err(e) => loaded.errors.push(LoadError::Io {
+                    file: display,
+                    message: e.to_string(),
+                }),
             }
         } else if path.is_dir() {
             load_dir(&mut loaded, path);
@@ -142,38 +173,65 @@ fn read_into(loaded: &mut Loaded, path: &Path, origin: u32) {
     let name = path.display().to_string();
     match std::fs::metadata(path) {
         Ok(m) if m.len() > MAX_FILE_BYTES as u64 => {
-            loaded.errors.push(LoadError::TooLarge { file: name, size: m.len() as usize, limit: MAX_FILE_BYTES });
+            loaded.errors.push(LoadError::TooLarge {
+                file: name,
+                size: m.len() as usize,
+                limit: MAX_FILE_BYTES,
+            });
             return;
         }
         Err(e) => {
-            loaded.errors.push(LoadError::Io { file: name, message: e.to_string() });
+            loaded.errors.push(LoadError::Io {
+                file: name,
+                message: e.to_string(),
+            });
             return;
         }
         Ok(_) => {}
     }
     match std::fs::read(path) {
         Ok(bytes) => loaded.add_file(name, bytes, origin),
-        Err(e) => loaded.errors.push(LoadError::Io { file: name, message: e.to_string() }),
+        Err(e) => loaded.errors.push(LoadError::Io {
+            file: name,
+            message: e.to_string(),
+        }),
     }
 }
 
 fn is_yaml(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
 }
 
 fn kustomization_in(dir: &Path) -> Option<PathBuf> {
-    KUSTOMIZATION_FILES.iter().map(|f| dir.join(f)).find(|p| p.is_file())
+    KUSTOMIZATION_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
 }
 
 /// Files a kustomization uses as patches: partial objects, not resources.
 fn patch_files(kustomization: &Path) -> BTreeSet<PathBuf> {
     let dir = kustomization.parent().unwrap_or(Path::new("."));
-    let Ok(text) = std::fs::read_to_string(kustomization) else { return BTreeSet::new() };
-    let Ok(value) = serde_yaml::from_str::<Value>(&text) else { return BTreeSet::new() };
+    let Ok(text) = std::fs::read_to_string(kustomization) else {
+        return BTreeSet::new();
+    };
+    let Ok(value) = serde_yaml::from_str::<Value>(&text) else {
+        return BTreeSet::new();
+    };
     let mut out = BTreeSet::new();
     for field in ["patches", "patchesStrategicMerge", "patchesJson6902"] {
-        for item in value.get(field).and_then(Value::as_array).into_iter().flatten() {
-            let path = item.as_str().or_else(|| item.get("path").and_then(Value::as_str));
+        for item in value
+            .get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let path = item
+                .as_str()
+                .or_else(|| item.get("path").and_then(Value::as_str));
             if let Some(p) = path {
                 out.insert(dir.join(p));
             }
@@ -197,13 +255,19 @@ fn load_dir(loaded: &mut Loaded, root: &Path) {
         let mut entries: Vec<PathBuf> = match std::fs::read_dir(&dir) {
             Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
             Err(e) => {
-                loaded.errors.push(LoadError::Io { file: dir.display().to_string(), message: e.to_string() });
+                loaded.errors.push(LoadError::Io {
+                    file: dir.display().to_string(),
+                    message: e.to_string(),
+                });
                 continue;
             }
         };
         entries.sort();
         for entry in entries.into_iter().rev() {
-            let hidden = entry.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+            let hidden = entry
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
             if hidden {
                 continue;
             }
@@ -214,7 +278,9 @@ fn load_dir(loaded: &mut Loaded, root: &Path) {
                     .file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| KUSTOMIZATION_FILES.contains(&n));
-                let is_patch = kustomize.as_ref().is_some_and(|(_, patches)| patches.contains(&entry));
+                let is_patch = kustomize
+                    .as_ref()
+                    .is_some_and(|(_, patches)| patches.contains(&entry));
                 if !is_kustomization && !is_patch {
                     files.push((entry, kustomize.as_ref().map(|(o, _)| *o)));
                 }

@@ -17,21 +17,37 @@ pub enum LoadError {
     Io { file: String, message: String },
     #[error("{file}: {size} bytes is over the {limit}-byte limit for one file")]
     #[diagnostic(code(lkguard::too_large))]
-    TooLarge { file: String, size: usize, limit: usize },
+    TooLarge {
+        file: String,
+        size: usize,
+        limit: usize,
+    },
     #[error("{file}:{line}:{col}: {message}")]
     #[diagnostic(code(lkguard::invalid_yaml))]
-    Syntax { file: String, line: usize, col: usize, message: String },
+    Syntax {
+        file: String,
+        line: usize,
+        col: usize,
+        message: String,
+    },
 }
 
 impl LoadError {
     pub fn syntax(file: &str, text: &str, offset: usize, message: String) -> Self {
         let (line, col) = line_col(text, offset);
-        LoadError::Syntax { file: file.to_string(), line, col, message }
+        LoadError::Syntax {
+            file: file.to_string(),
+            line,
+            col,
+            message,
+        }
     }
 
     pub fn file(&self) -> &str {
         match self {
-            LoadError::Io { file, .. } | LoadError::TooLarge { file, .. } | LoadError::Syntax { file, .. } => file,
+            LoadError::Io { file, .. }
+            | LoadError::TooLarge { file, .. }
+            | LoadError::Syntax { file, .. } => file,
         }
     }
 }

@@ -23,7 +23,11 @@ pub struct Mark {
 
 impl From<Marker> for Mark {
     fn from(m: Marker) -> Self {
-        Mark { offset: m.index(), line: m.line(), col: m.col() + 1 }
+        Mark {
+            offset: m.index(),
+            line: m.line(),
+            col: m.col() + 1,
+        }
     }
 }
 
@@ -90,8 +94,15 @@ impl SpanIndex {
 }
 
 enum Frame {
-    Map { pointer: String, key: Option<(String, Mark)>, keys: usize },
-    Seq { pointer: String, next: usize },
+    Map {
+        pointer: String,
+        key: Option<(String, Mark)>,
+        keys: usize,
+    },
+    Seq {
+        pointer: String,
+        next: usize,
+    },
 }
 
 #[derive(Default)]
@@ -122,7 +133,10 @@ impl Builder {
                 None => {
                     let text = key_text.unwrap_or("?").to_string();
                     let child = push(pointer, &text);
-                    if self.current.nodes.contains_key(&child) && self.duplicate.is_none() && text != "?" {
+                    if self.current.nodes.contains_key(&child)
+                        && self.duplicate.is_none()
+                        && text != "?"
+                    {
                         self.duplicate = Some((text.clone(), mark));
                     }
                     // A block mapping starts at its first key; yaml-rust2
@@ -150,7 +164,14 @@ impl Builder {
         if self.current.start.is_none() {
             self.current.start = Some(mark);
         }
-        self.current.nodes.insert(pointer.clone(), NodeSpan { key, value: mark, style });
+        self.current.nodes.insert(
+            pointer.clone(),
+            NodeSpan {
+                key,
+                value: mark,
+                style,
+            },
+        );
         Slot::Node(pointer)
     }
 
@@ -161,7 +182,15 @@ impl Builder {
             Slot::Key => "/?".to_string(),
             Slot::Node(p) => p,
         };
-        self.stack.push(if seq { Frame::Seq { pointer, next: 0 } } else { Frame::Map { pointer, key: None, keys: 0 } });
+        self.stack.push(if seq {
+            Frame::Seq { pointer, next: 0 }
+        } else {
+            Frame::Map {
+                pointer,
+                key: None,
+                keys: 0,
+            }
+        });
     }
 }
 
@@ -204,7 +233,9 @@ pub enum IndexError {
 /// Indexes every document of a YAML stream.
 pub fn index(text: &str) -> Result<Vec<SpanIndex>, IndexError> {
     let mut builder = Builder::default();
-    Parser::new_from_str(text).load(&mut builder, true).map_err(IndexError::Syntax)?;
+    Parser::new_from_str(text)
+        .load(&mut builder, true)
+        .map_err(IndexError::Syntax)?;
     if let Some((key, at)) = builder.duplicate {
         return Err(IndexError::DuplicateKey { key, at });
     }
@@ -227,7 +258,14 @@ mod tests {
         assert_eq!((v.anchor().line, v.anchor().col), (4, 5));
         assert_eq!(&text[v.value.offset..v.value.offset + 1], "y");
         assert_eq!(docs[1].get("/kind").unwrap().anchor().line, 6);
-        assert_eq!(d.start.unwrap(), Mark { offset: 0, line: 1, col: 1 });
+        assert_eq!(
+            d.start.unwrap(),
+            Mark {
+                offset: 0,
+                line: 1,
+                col: 1
+            }
+        );
         assert_eq!(d.get("/b/0").unwrap().value.col, 5);
     }
 

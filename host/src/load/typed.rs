@@ -21,13 +21,21 @@ fn check_as<T: DeserializeOwned>(value: &Value, base: &str) -> Result<(), TypeEr
                     .iter()
                     .filter_map(|seg| match seg {
                         serde_path_to_error::Segment::Seq { index } => Some(format!("/{index}")),
-                        serde_path_to_error::Segment::Map { key } => Some(lkguard_policy_sdk::pointer::push("", key)),
+                        serde_path_to_error::Segment::Map { key } =>
+                            Some(lkguard_policy_sdk::pointer::push("", key)),
                         _ => None,
                     })
                     .collect::<String>()
             );
-            let shown = if pointer.is_empty() { "/".to_string() } else { pointer.clone() };
-            Err(TypeError { message: format!("{shown}: {}", hide_value(&e.inner().to_string())), pointer })
+            let shown = if pointer.is_empty() {
+                "/".to_string()
+            } else {
+                pointer.clone()
+            };
+            Err(TypeError {
+                message: format!("{shown}: {}", hide_value(&e.inner().to_string())),
+                pointer,
+            })
         }
     }
 }
@@ -37,7 +45,11 @@ fn check_as<T: DeserializeOwned>(value: &Value, base: &str) -> Result<(), TypeEr
 fn hide_value(message: &str) -> String {
     if message.starts_with("invalid type") || message.starts_with("invalid value") {
         if let Some((_, expected)) = message.rsplit_once(", expected ") {
-            let kind = message.split_whitespace().nth(2).unwrap_or("value").trim_end_matches(['`', '"']);
+            let kind = message
+                .split_whitespace()
+                .nth(2)
+                .unwrap_or("value")
+                .trim_end_matches(['`', '"']);
             return format!("wrong type ({kind}), expected {expected}");
         }
     }
@@ -58,10 +70,12 @@ pub fn check(value: &Value) -> Result<(), TypeError> {
         ("v1", "Pod") => check_as::<core::v1::Pod>(value, ""),
         ("v1", "Service") => check_as::<core::v1::Service>(value, ""),
         ("v1", "ConfigMap") => check_as::<core::v1::ConfigMap>(value, ""),
-        (api, "Rollout") if api.starts_with("argoproj.io/") => match value.pointer("/spec/template") {
-            Some(t) => check_as::<core::v1::PodTemplateSpec>(t, "/spec/template"),
-            None => Ok(()),
-        },
+        (api, "Rollout") if api.starts_with("argoproj.io/") => {
+            match value.pointer("/spec/template") {
+                Some(t) => check_as::<core::v1::PodTemplateSpec>(t, "/spec/template"),
+                None => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }
@@ -76,7 +90,7 @@ mod tests {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
             "spec": {"replicas": "two", "selector": {}, "template": {}}
         });
-        let e = check(&v).err().expect("replicas: two is a type error");
+        let e = check(&v).expect_err("replicas: two is a type error");
         assert_eq!(e.pointer, "/spec/replicas");
         assert!(!e.message.contains("two"), "{}", e.message);
     }
@@ -87,7 +101,7 @@ mod tests {
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"},
             "spec": {"containers": [{"name": "c", "env": [{"name": "LIVEKIT_API_SECRET", "value": 123456}]}]}
         });
-        let e = check(&v).err().expect("a number is not a string");
+        let e = check(&v).expect_err("a number is not a string");
         assert_eq!(e.pointer, "/spec/containers/0/env/0/value");
         assert!(!e.message.contains("123456"), "{}", e.message);
     }

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, Report};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, Report,
+};
 
 use crate::check::Outcome;
 use crate::model::Severity;
@@ -14,8 +16,14 @@ use crate::redact;
 const WIDTH: usize = 100;
 
 pub fn render(outcome: &Outcome, color: bool) -> String {
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(WIDTH).with_context_lines(2);
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(WIDTH)
+        .with_context_lines(2);
     let loaded = &outcome.loaded;
     let mut masked: HashMap<usize, String> = HashMap::new();
     let mut out = String::new();
@@ -44,10 +52,17 @@ pub fn render(outcome: &Outcome, color: bool) -> String {
         }
         let report = match l.location {
             Some(p) => {
-                let label = if p.exact { what } else { format!("{what} (nearest existing field)") };
+                let label = if p.exact {
+                    what
+                } else {
+                    format!("{what} (nearest existing field)")
+                };
                 diag = diag.with_label(LabeledSpan::at(p.offset..p.offset + p.len, label));
                 let file = &loaded.files[p.file];
-                let text = masked.entry(p.file).or_insert_with(|| redact::masked(file)).clone();
+                let text = masked
+                    .entry(p.file)
+                    .or_insert_with(|| redact::masked(file))
+                    .clone();
                 Report::new(diag).with_source_code(NamedSource::new(file.name.clone(), text))
             }
             None => Report::new(diag.with_help(format!("{what}, at {}", f.path))),
@@ -76,9 +91,18 @@ pub fn render(outcome: &Outcome, color: bool) -> String {
         }
     } else {
         let (e, w) = (outcome.errors(), outcome.warnings());
-        let _ = write!(out, "{e} {}, {w} {}", plural(e, "error", "errors"), plural(w, "warning", "warnings"));
+        let _ = write!(
+            out,
+            "{e} {}, {w} {}",
+            plural(e, "error", "errors"),
+            plural(w, "warning", "warnings")
+        );
         if problems > 0 {
-            let _ = write!(out, ", {problems} {} that stopped a check", plural(problems, "failure", "failures"));
+            let _ = write!(
+                out,
+                ", {problems} {} that stopped a check",
+                plural(problems, "failure", "failures")
+            );
         }
         let _ = writeln!(out, " ({scope})");
     }
@@ -86,5 +110,9 @@ pub fn render(outcome: &Outcome, color: bool) -> String {
 }
 
 fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
-    if n == 1 { one } else { many }
+    if n == 1 {
+        one
+    } else {
+        many
+    }
 }

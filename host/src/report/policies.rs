@@ -43,7 +43,11 @@ pub fn explain(registry: &Registry, rule: &str) -> Option<String> {
     let mut out = String::new();
     let _ = writeln!(out, "{}: {}\n", info.id, info.summary);
     let _ = writeln!(out, "{}\n", wrap(&info.rationale, 80));
-    let _ = writeln!(out, "policy: {} {} ({})", policy.metadata.id, policy.metadata.version, policy.source);
+    let _ = writeln!(
+        out,
+        "policy: {} {} ({})",
+        policy.metadata.id, policy.metadata.version, policy.source
+    );
     Some(out)
 }
 

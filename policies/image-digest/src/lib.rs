@@ -17,10 +17,12 @@ pub fn pin_problem(reference: &str) -> Option<String> {
     let r = image::parse(reference);
     match (r.digest, r.tag) {
         (Some(d), _) => image::digest_problem(d),
-        (None, Some("latest")) | (None, None) => {
-            Some(format!("image `{reference}` follows the moving `latest` tag instead of a digest"))
-        }
-        (None, Some(tag)) => Some(format!("image `{reference}` is pinned only by tag `{tag}`, which can be re-pointed")),
+        (None, Some("latest")) | (None, None) => Some(format!(
+            "image `{reference}` follows the moving `latest` tag instead of a digest"
+        )),
+        (None, Some(tag)) => Some(format!(
+            "image `{reference}` is pinned only by tag `{tag}`, which can be re-pointed"
+        )),
     }
 }
 
@@ -60,8 +62,13 @@ impl Policy for ImageDigest {
                 }
                 if let Some(problem) = pin_problem(image_ref) {
                     findings.push(
-                        Finding::error(RULE, template.object.index, format!("{}/image", c.path), problem)
-                            .hint("pin it with the overlay's images: entry (digest: sha256:...)"),
+                        Finding::error(
+                            RULE,
+                            template.object.index,
+                            format!("{}/image", c.path),
+                            problem,
+                        )
+                        .hint("pin it with the overlay's images: entry (digest: sha256:...)"),
                     );
                 }
             }
@@ -87,22 +94,45 @@ mod tests {
 
     #[test]
     fn pins() {
-        assert_eq!(pin_problem(&format!("livekit/livekit-server@{DIGEST}")), None);
-        assert_eq!(pin_problem(&format!("livekit/livekit-server:v1.9.1@{DIGEST}")), None);
-        assert!(pin_problem("livekit/livekit-server:v1.9.1").unwrap().contains("tag"));
-        assert!(pin_problem("livekit/livekit-server").unwrap().contains("latest"));
+        assert_eq!(
+            pin_problem(&format!("livekit/livekit-server@{DIGEST}")),
+            None
+        );
+        assert_eq!(
+            pin_problem(&format!("livekit/livekit-server:v1.9.1@{DIGEST}")),
+            None
+        );
+        assert!(pin_problem("livekit/livekit-server:v1.9.1")
+            .unwrap()
+            .contains("tag"));
+        assert!(pin_problem("livekit/livekit-server")
+            .unwrap()
+            .contains("latest"));
         assert!(pin_problem("livekit/livekit-server@sha256:abc").is_some());
     }
 
     #[test]
     fn finds_every_container_of_every_kind() {
         let pinned = format!("livekit/livekit-server@{DIGEST}");
-        assert_eq!(ImageDigest::validate(&render(&cronjob(&pinned, &pinned)), "{}").unwrap(), vec![]);
-        let f = ImageDigest::validate(&render(&cronjob("livekit/livekit-server:v1", &pinned)), "{}").unwrap();
+        assert_eq!(
+            ImageDigest::validate(&render(&cronjob(&pinned, &pinned)), "{}").unwrap(),
+            vec![]
+        );
+        let f = ImageDigest::validate(
+            &render(&cronjob("livekit/livekit-server:v1", &pinned)),
+            "{}",
+        )
+        .unwrap();
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].path, "/spec/jobTemplate/spec/template/spec/initContainers/0/image");
+        assert_eq!(
+            f[0].path,
+            "/spec/jobTemplate/spec/template/spec/initContainers/0/image"
+        );
         // The configured container name catches a mirrored image too.
         let f = ImageDigest::validate(&render(&cronjob(&pinned, "myacr.io/lk:v1")), "{}").unwrap();
-        assert_eq!(f[0].path, "/spec/jobTemplate/spec/template/spec/containers/0/image");
+        assert_eq!(
+            f[0].path,
+            "/spec/jobTemplate/spec/template/spec/containers/0/image"
+        );
     }
 }

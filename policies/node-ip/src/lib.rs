@@ -36,13 +36,20 @@ pub fn parse_node_ip(s: &str) -> Result<NodeIpValue, String> {
     }
     let mut out = NodeIpValue { v4: None, v6: None };
     for part in parts {
-        let ip: IpAddr = part.trim_matches(' ').parse().map_err(|_| "is not an IP address".to_string())?;
+        let ip: IpAddr = part
+            .trim_matches(' ')
+            .parse()
+            .map_err(|_| "is not an IP address".to_string())?;
         // Go's To4() also accepts IPv4-mapped IPv6 (::ffff:a.b.c.d).
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
-        let slot = if ip.is_ipv4() { &mut out.v4 } else { &mut out.v6 };
+        let slot = if ip.is_ipv4() {
+            &mut out.v4
+        } else {
+            &mut out.v6
+        };
         if slot.is_some() {
             return Err("has two addresses of one family".into());
         }
@@ -108,7 +115,9 @@ fn resolve(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding
     let Some((i, env)) = workload::env_named(c, "NODE_IP") else {
         // envFrom a ConfigMap in the render counts as set.
         for from in c.env_from.iter().flatten() {
-            let Some(name) = from.config_map_ref.as_ref().map(|r| r.name.clone()) else { continue };
+            let Some(name) = from.config_map_ref.as_ref().map(|r| r.name.clone()) else {
+                continue;
+            };
             let key = format!("{}NODE_IP", from.prefix.as_deref().unwrap_or(""));
             if key != "NODE_IP" {
                 continue;
@@ -119,7 +128,11 @@ fn resolve(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding
                 }
             }
         }
-        let at = if c.env.is_some() { format!("{}/env", lk.container.path) } else { lk.container.path.clone() };
+        let at = if c.env.is_some() {
+            format!("{}/env", lk.container.path)
+        } else {
+            lk.container.path.clone()
+        };
         findings.push(
             Finding::error(RULE, index, at, format!("container `{}` has no NODE_IP env, so livekit-server advertises an auto-detected node address instead of the LoadBalancer IP", c.name))
                 .hint("set env NODE_IP to this environment's livekit-rtc LoadBalancer EXTERNAL-IP in the overlay"),
@@ -149,13 +162,26 @@ fn resolve(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding
         }
         (value, None) => {
             let raw = value.clone().unwrap_or_default();
-            Source::Literal(index, format!("{env_at}/value"), workload::expand_env(c, i, &raw))
+            Source::Literal(
+                index,
+                format!("{env_at}/value"),
+                workload::expand_env(c, i, &raw),
+            )
         }
     }
 }
 
-fn find_config_map<'o, 'a>(objects: &'o [Object<'a>], near: &Object, name: &str) -> Option<&'o Object<'a>> {
-    objects.iter().find(|o| o.is("", "ConfigMap") && o.name() == name && o.same_namespace(near) && o.origin == near.origin)
+fn find_config_map<'o, 'a>(
+    objects: &'o [Object<'a>],
+    near: &Object,
+    name: &str,
+) -> Option<&'o Object<'a>> {
+    objects.iter().find(|o| {
+        o.is("", "ConfigMap")
+            && o.name() == name
+            && o.same_namespace(near)
+            && o.origin == near.origin
+    })
 }
 
 /// The LoadBalancer IP a Service pins, if it pins one.
@@ -173,8 +199,15 @@ fn pinned_ip(service: &Service) -> Option<String> {
         .filter(|ip| !ip.is_empty())
 }
 
-fn check_container(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding>, advertised: &mut Vec<Advertised>) {
-    let Source::Literal(resource, at, value) = resolve(lk, objects, findings) else { return };
+fn check_container(
+    lk: &LivekitContainer,
+    objects: &[Object],
+    findings: &mut Vec<Finding>,
+    advertised: &mut Vec<Advertised>,
+) {
+    let Source::Literal(resource, at, value) = resolve(lk, objects, findings) else {
+        return;
+    };
     let parsed = match parse_node_ip(&value) {
         Ok(p) => p,
         Err(why) => {
@@ -187,20 +220,39 @@ fn check_container(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec
             return;
         }
     };
-    let Some(ip) = parsed.v4.or(parsed.v6) else { return };
+    let Some(ip) = parsed.v4.or(parsed.v6) else {
+        return;
+    };
     if ip.is_loopback() || ip.is_unspecified() {
-        findings.push(Finding::error(RULE, resource, at, format!("NODE_IP {ip} is not an address browsers can reach")));
+        findings.push(Finding::error(
+            RULE,
+            resource,
+            at,
+            format!("NODE_IP {ip} is not an address browsers can reach"),
+        ));
         return;
     }
     let object = lk.template.object;
-    for svc_obj in objects.iter().filter(|o| o.is("", "Service") && o.origin == object.origin && o.same_namespace(object)) {
-        let Ok(svc) = serde_json::from_value::<Service>(svc_obj.value.clone()) else { continue };
-        let selector: BTreeMap<String, String> = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+    for svc_obj in objects
+        .iter()
+        .filter(|o| o.is("", "Service") && o.origin == object.origin && o.same_namespace(object))
+    {
+        let Ok(svc) = serde_json::from_value::<Service>(svc_obj.value.clone()) else {
+            continue;
+        };
+        let selector: BTreeMap<String, String> = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .unwrap_or_default();
         if !lk.template.selected_by(&selector) {
             continue;
         }
         let Some(pin) = pinned_ip(&svc) else { continue };
-        let matches = pin.parse::<IpAddr>().ok().is_some_and(|p| Some(p) == parsed.v4 || Some(p) == parsed.v6);
+        let matches = pin
+            .parse::<IpAddr>()
+            .ok()
+            .is_some_and(|p| Some(p) == parsed.v4 || Some(p) == parsed.v6);
         if !matches {
             findings.push(
                 Finding::error(RULE, resource, at.clone(), format!("NODE_IP {ip} is not the IP {pin} that Service {} pins for its LoadBalancer, so ICE candidates point at the wrong address", svc_obj.name()))
@@ -208,7 +260,12 @@ fn check_container(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec
             );
         }
     }
-    advertised.push(Advertised { origin: object.resource.origin, resource, path: at, ip });
+    advertised.push(Advertised {
+        origin: object.resource.origin,
+        resource,
+        path: at,
+        ip,
+    });
 }
 
 /// Two environments advertising one IP means one of them sends its browsers
@@ -218,7 +275,12 @@ fn cross_environment(batch: &Batch, advertised: &[Advertised], findings: &mut Ve
         let others: Vec<&str> = advertised
             .iter()
             .filter(|b| b.ip == a.ip && b.origin != a.origin)
-            .filter_map(|b| batch.origins.get(b.origin as usize).map(|o| o.name.as_str()))
+            .filter_map(|b| {
+                batch
+                    .origins
+                    .get(b.origin as usize)
+                    .map(|o| o.name.as_str())
+            })
             .collect();
         if let Some(first) = others.first() {
             findings.push(Finding::error(
@@ -282,7 +344,10 @@ spec:
         assert!(parse_node_ip("a,b,c").is_err());
         assert!(parse_node_ip("<LB_IP>").is_err());
         assert!(parse_node_ip("").is_err());
-        assert_eq!(parse_node_ip("::ffff:20.61.14.7").unwrap().v4, Some("20.61.14.7".parse().unwrap()));
+        assert_eq!(
+            parse_node_ip("::ffff:20.61.14.7").unwrap().v4,
+            Some("20.61.14.7".parse().unwrap())
+        );
     }
 
     #[test]
@@ -300,8 +365,13 @@ spec:
     fn missing_host_ip_placeholder_and_mismatch_fail_where_they_are() {
         let f = run(&deploy("          env: []"));
         assert_eq!(f[0].path, "/spec/template/spec/containers/0/env");
-        let f = run(&deploy(&env("valueFrom: {fieldRef: {fieldPath: status.hostIP}}")));
-        assert_eq!(f[0].path, "/spec/template/spec/containers/0/env/0/valueFrom");
+        let f = run(&deploy(&env(
+            "valueFrom: {fieldRef: {fieldPath: status.hostIP}}",
+        )));
+        assert_eq!(
+            f[0].path,
+            "/spec/template/spec/containers/0/env/0/valueFrom"
+        );
         let f = run(&deploy(&env("value: REPLACE_ME")));
         assert_eq!(f[0].path, "/spec/template/spec/containers/0/env/0/value");
         assert!(!f[0].message.contains("REPLACE_ME"));
@@ -312,7 +382,12 @@ spec:
 
     #[test]
     fn bases_are_exempt() {
-        let b = batch(&[Src { name: "base", deployable: false, complete: false, yaml: &deploy("          env: []") }]);
+        let b = batch(&[Src {
+            name: "base",
+            deployable: false,
+            complete: false,
+            yaml: &deploy("          env: []"),
+        }]);
         assert_eq!(NodeIp::validate(&b, "{}").unwrap(), vec![]);
     }
 
@@ -320,8 +395,18 @@ spec:
     fn two_environments_may_not_share_an_ip() {
         let one = deploy(&env("value: \"20.61.14.7\""));
         let b = batch(&[
-            Src { name: "overlays/staging", deployable: true, complete: true, yaml: &one },
-            Src { name: "overlays/production", deployable: true, complete: true, yaml: &one },
+            Src {
+                name: "overlays/staging",
+                deployable: true,
+                complete: true,
+                yaml: &one,
+            },
+            Src {
+                name: "overlays/production",
+                deployable: true,
+                complete: true,
+                yaml: &one,
+            },
         ]);
         let f = NodeIp::validate(&b, "{}").unwrap();
         assert_eq!(f.len(), 2);

@@ -61,8 +61,17 @@ struct MediaPorts<'c, 'o, 'a> {
 /// Reads a port or `start-end` range as livekit's `PortRange.UnmarshalString` does.
 fn port_text(text: &str, from: &'static str) -> Option<Udp> {
     match text.split_once('-') {
-        Some((a, b)) => Some(Udp::Range(a.trim().parse().ok()?, b.trim().parse().ok()?, from)),
-        None => text.trim().parse::<u32>().ok().filter(|p| *p != 0).map(Udp::Port),
+        Some((a, b)) => Some(Udp::Range(
+            a.trim().parse().ok()?,
+            b.trim().parse().ok()?,
+            from,
+        )),
+        None => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|p| *p != 0)
+            .map(Udp::Port),
     }
 }
 
@@ -82,16 +91,31 @@ fn media_ports<'c, 'o, 'a>(
         .and_then(|(i, e)| e.value.as_deref().map(|v| workload::expand_env(c, i, v)))
         .and_then(|t| port_text(&t, "UDP_PORT"));
     let Some(cfg) = cfg else {
-        return MediaPorts { udp: flag.or(env).unwrap_or(Udp::Port(s.udp_port)), tcp: s.tcp_port, config: None };
+        return MediaPorts {
+            udp: flag.or(env).unwrap_or(Udp::Port(s.udp_port)),
+            tcp: s.tcp_port,
+            config: None,
+        };
     };
     let yaml = cfg
         .get("rtc.udp_port")
         .and_then(|(v, _)| goyaml::scalar_text(v))
         .and_then(|t| port_text(&t, "rtc.udp_port"));
     let range = || {
-        let start = cfg.get("rtc.port_range_start").and_then(|(v, _)| goyaml::yaml_port(v)).unwrap_or(0);
-        let end = cfg.get("rtc.port_range_end").and_then(|(v, _)| goyaml::yaml_port(v)).unwrap_or(0);
-        let dev = c.command.iter().flatten().chain(c.args.iter().flatten()).any(|a| a == "--dev" || a == "-dev");
+        let start = cfg
+            .get("rtc.port_range_start")
+            .and_then(|(v, _)| goyaml::yaml_port(v))
+            .unwrap_or(0);
+        let end = cfg
+            .get("rtc.port_range_end")
+            .and_then(|(v, _)| goyaml::yaml_port(v))
+            .unwrap_or(0);
+        let dev = c
+            .command
+            .iter()
+            .flatten()
+            .chain(c.args.iter().flatten())
+            .any(|a| a == "--dev" || a == "-dev");
         if start != 0 {
             Udp::Range(start, end, "rtc.port_range_start")
         } else if dev {
@@ -101,8 +125,16 @@ fn media_ports<'c, 'o, 'a>(
         }
     };
     let udp = flag.or(env).or(yaml).unwrap_or_else(range);
-    let tcp = cfg.get("rtc.tcp_port").and_then(|(v, _)| goyaml::yaml_port(v)).filter(|p| *p != 0).unwrap_or(s.tcp_port);
-    MediaPorts { udp, tcp, config: Some(cfg) }
+    let tcp = cfg
+        .get("rtc.tcp_port")
+        .and_then(|(v, _)| goyaml::yaml_port(v))
+        .filter(|p| *p != 0)
+        .unwrap_or(s.tcp_port);
+    MediaPorts {
+        udp,
+        tcp,
+        config: Some(cfg),
+    }
 }
 
 fn is_udp(p: &ServicePort) -> bool {
@@ -171,16 +203,28 @@ impl Policy for RtcService {
     }
 }
 
-fn check_server(lk: &LivekitContainer, objects: &[Object], ports: &MediaPorts, s: &Settings, findings: &mut Vec<Finding>) {
+fn check_server(
+    lk: &LivekitContainer,
+    objects: &[Object],
+    ports: &MediaPorts,
+    s: &Settings,
+    findings: &mut Vec<Finding>,
+) {
     let object = lk.template.object;
     let services: Vec<(&Object, Service)> = objects
         .iter()
         .filter(|o| o.is("", "Service") && o.origin == object.origin && o.same_namespace(object))
-        .filter_map(|o| serde_json::from_value::<Service>(o.value.clone()).ok().map(|svc| (o, svc)))
+        .filter_map(|o| {
+            serde_json::from_value::<Service>(o.value.clone())
+                .ok()
+                .map(|svc| (o, svc))
+        })
         .filter(|(_, svc)| {
             let spec = svc.spec.as_ref();
-            let selector: BTreeMap<String, String> = spec.and_then(|s| s.selector.clone()).unwrap_or_default();
-            spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer") && lk.template.selected_by(&selector)
+            let selector: BTreeMap<String, String> =
+                spec.and_then(|s| s.selector.clone()).unwrap_or_default();
+            spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
+                && lk.template.selected_by(&selector)
         })
         .collect();
 
@@ -198,12 +242,22 @@ fn check_server(lk: &LivekitContainer, objects: &[Object], ports: &MediaPorts, s
         format!("livekit-server listens on UDP {a}-{b} ({from}), one port per socket, which the LoadBalancer does not forward; use one UDP port")
     };
     let range_in_config = match (&ports.udp, ports.config) {
-        (Udp::Range(a, b, from), Some(cfg)) if !from.contains("UDP_PORT") && !from.contains("--udp-port") => {
+        (Udp::Range(a, b, from), Some(cfg))
+            if !from.contains("UDP_PORT") && !from.contains("--udp-port") =>
+        {
             let embedded = cfg.get("rtc").map(|(_, at)| at).unwrap_or_default();
             findings.push(
-                Finding::error(RULE, cfg.object.index, cfg.path.clone(), range_message(a, b, from))
-                    .embedded(embedded)
-                    .hint(format!("set rtc.udp_port: {} (UDP mux) and expose it on the RTC Service", s.udp_port)),
+                Finding::error(
+                    RULE,
+                    cfg.object.index,
+                    cfg.path.clone(),
+                    range_message(a, b, from),
+                )
+                .embedded(embedded)
+                .hint(format!(
+                    "set rtc.udp_port: {} (UDP mux) and expose it on the RTC Service",
+                    s.udp_port
+                )),
             );
             true
         }
@@ -214,11 +268,17 @@ fn check_server(lk: &LivekitContainer, objects: &[Object], ports: &MediaPorts, s
         let i = svc_obj.index;
         let spec = svc.spec.clone().unwrap_or_default();
         let list = spec.ports.clone().unwrap_or_default();
-        let ports_at = if spec.ports.is_some() { "/spec/ports" } else { "/spec" };
+        let ports_at = if spec.ports.is_some() {
+            "/spec/ports"
+        } else {
+            "/spec"
+        };
         let name = svc_obj.name();
 
         match &ports.udp {
-            Udp::Port(udp) => check_forward(findings, i, name, ports_at, &list, *udp, "UDP", is_udp),
+            Udp::Port(udp) => {
+                check_forward(findings, i, name, ports_at, &list, *udp, "UDP", is_udp)
+            }
             Udp::Range(a, b, from) if !range_in_config => {
                 findings.push(Finding::error(RULE, i, ports_at, range_message(a, b, from)));
             }
@@ -343,11 +403,26 @@ spec:
     #[test]
     fn each_mistake_points_at_its_field() {
         let f = run(&yaml(GOOD_CFG, &GOOD_SVC.replace("Local", "Cluster")));
-        assert_eq!(f.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["/spec/externalTrafficPolicy"]);
-        let f = run(&yaml(GOOD_CFG, &GOOD_SVC.replace("port: 7882, protocol: UDP", "port: 7882, protocol: TCP")));
-        assert_eq!(f.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["/spec/ports"]);
-        let f = run(&yaml(GOOD_CFG, &format!("{GOOD_SVC}\n    - {{name: http, port: 7880}}")));
-        assert_eq!(f.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["/spec/ports/2"]);
+        assert_eq!(
+            f.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            ["/spec/externalTrafficPolicy"]
+        );
+        let f = run(&yaml(
+            GOOD_CFG,
+            &GOOD_SVC.replace("port: 7882, protocol: UDP", "port: 7882, protocol: TCP"),
+        ));
+        assert_eq!(
+            f.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            ["/spec/ports"]
+        );
+        let f = run(&yaml(
+            GOOD_CFG,
+            &format!("{GOOD_SVC}\n    - {{name: http, port: 7880}}"),
+        ));
+        assert_eq!(
+            f.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            ["/spec/ports/2"]
+        );
     }
 
     #[test]
@@ -381,13 +456,17 @@ spec:
 
     #[test]
     fn dev_mode_defaults_to_7882() {
-        let y = yaml("rtc:\n  tcp_port: 7881", GOOD_SVC).replace("[\"--config\"", "[\"--dev\", \"--config\"");
+        let y = yaml("rtc:\n  tcp_port: 7881", GOOD_SVC)
+            .replace("[\"--config\"", "[\"--dev\", \"--config\"");
         assert_eq!(run(&y), vec![]);
     }
 
     #[test]
     fn target_port_must_match() {
-        let svc = GOOD_SVC.replace("port: 7882, protocol: UDP", "port: 7882, targetPort: 30000, protocol: UDP");
+        let svc = GOOD_SVC.replace(
+            "port: 7882, protocol: UDP",
+            "port: 7882, targetPort: 30000, protocol: UDP",
+        );
         let f = run(&yaml(GOOD_CFG, &svc));
         assert_eq!(f[0].path, "/spec/ports/0/targetPort");
     }

@@ -76,7 +76,9 @@ mod tests {
 
     #[test]
     fn yaml_v3_bool_words() {
-        for t in ["true", "True", "TRUE", "yes", "Yes", "on", "ON", "y", "\"yes\""] {
+        for t in [
+            "true", "True", "TRUE", "yes", "Yes", "on", "ON", "y", "\"yes\"",
+        ] {
             assert_eq!(yaml_bool(&v(t)), GoBool::Value(true), "{t}");
         }
         for f in ["false", "False", "no", "off", "N", "'no'"] {

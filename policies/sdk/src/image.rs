@@ -42,9 +42,15 @@ pub fn digest_problem(digest: &str) -> Option<String> {
         return Some(format!("digest `{digest}` is not a sha256 digest"));
     };
     if hex.len() != 64 {
-        return Some(format!("digest `{digest}` has {} hex digits, not 64", hex.len()));
+        return Some(format!(
+            "digest `{digest}` has {} hex digits, not 64",
+            hex.len()
+        ));
     }
-    if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if !hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Some(format!("digest `{digest}` is not lowercase hex"));
     }
     None
@@ -61,12 +67,17 @@ mod tests {
         assert_eq!(r.tag, Some("v1.9"));
         assert_eq!(r.digest, Some("sha256:abc"));
         let r = parse("livekit/livekit-server");
-        assert_eq!((r.name, r.tag, r.digest), ("livekit/livekit-server", None, None));
+        assert_eq!(
+            (r.name, r.tag, r.digest),
+            ("livekit/livekit-server", None, None)
+        );
     }
 
     #[test]
     fn matches_repository_behind_prefixes_only_on_a_path_boundary() {
-        assert!(parse("docker.io/livekit/livekit-server:v1").is_repository("livekit/livekit-server"));
+        assert!(
+            parse("docker.io/livekit/livekit-server:v1").is_repository("livekit/livekit-server")
+        );
         assert!(parse("livekit/livekit-server").is_repository("livekit/livekit-server"));
         assert!(!parse("evil-livekit/livekit-server").is_repository("livekit/livekit-server"));
         assert!(!parse("livekit/livekit-server-sdk").is_repository("livekit/livekit-server"));

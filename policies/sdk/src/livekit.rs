@@ -25,7 +25,10 @@ pub fn is_credential(name: &str, extra: &[String]) -> bool {
         return true;
     }
     let n = name.to_ascii_uppercase();
-    n.contains("LIVEKIT") && ["_API_KEY", "_API_SECRET", "_KEYS", "_SECRET", "_KEY"].iter().any(|s| n.ends_with(s))
+    n.contains("LIVEKIT")
+        && ["_API_KEY", "_API_SECRET", "_KEYS", "_SECRET", "_KEY"]
+            .iter()
+            .any(|s| n.ends_with(s))
 }
 
 /// Whether a name (env, data key) may hold any secret, LiveKit's or not.
@@ -33,7 +36,17 @@ pub fn is_credential(name: &str, extra: &[String]) -> bool {
 pub fn is_sensitive_name(name: &str) -> bool {
     let n = name.to_ascii_uppercase().replace(['-', '.'], "_");
     is_credential(&n, &[])
-        || ["SECRET", "PASSWORD", "PASSWD", "TOKEN", "PRIVATE", "CREDENTIAL", "APIKEY"].iter().any(|w| n.contains(w))
+        || [
+            "SECRET",
+            "PASSWORD",
+            "PASSWD",
+            "TOKEN",
+            "PRIVATE",
+            "CREDENTIAL",
+            "APIKEY",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
         || n.ends_with("_KEY")
         || n.ends_with("_KEYS")
         || n == "KEYS"
@@ -50,7 +63,10 @@ pub struct Target {
 
 impl Default for Target {
     fn default() -> Self {
-        Target { image: default_image(), container: default_container() }
+        Target {
+            image: default_image(),
+            container: default_container(),
+        }
     }
 }
 
@@ -73,14 +89,20 @@ impl Target {
         by_image || (c.kind == ContainerKind::Main && c.container.name == self.container)
     }
 
-    pub fn find<'t, 'o, 'a>(&self, templates: &'t [PodTemplate<'o, 'a>]) -> Vec<LivekitContainer<'t, 'o, 'a>> {
+    pub fn find<'t, 'o, 'a>(
+        &self,
+        templates: &'t [PodTemplate<'o, 'a>],
+    ) -> Vec<LivekitContainer<'t, 'o, 'a>> {
         let mut out = Vec::new();
         for template in templates {
             for container in template.containers() {
                 // An init container that merely shares the image (a config
                 // renderer, say) does not run the server.
                 if container.kind == ContainerKind::Main && self.matches(&container) {
-                    out.push(LivekitContainer { template, container });
+                    out.push(LivekitContainer {
+                        template,
+                        container,
+                    });
                 }
             }
         }
@@ -134,21 +156,46 @@ impl LivekitConfig<'_, '_> {
 
 /// Top-level keys of a livekit-server config (livekit/livekit `pkg/config`).
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "port", "bind_addresses", "prometheus_port", "prometheus", "rtc", "redis", "audio", "video",
-    "room", "turn", "ingress", "sip", "webhook", "keys", "key_file", "logging", "log_level",
-    "limit", "node_selector", "signal_relay", "psrpc", "region", "development",
+    "port",
+    "bind_addresses",
+    "prometheus_port",
+    "prometheus",
+    "rtc",
+    "redis",
+    "audio",
+    "video",
+    "room",
+    "turn",
+    "ingress",
+    "sip",
+    "webhook",
+    "keys",
+    "key_file",
+    "logging",
+    "log_level",
+    "limit",
+    "node_selector",
+    "signal_relay",
+    "psrpc",
+    "region",
+    "development",
 ];
 
 /// Whether a parsed document is a livekit-server config: it has `rtc`, or API
 /// keys next to another server section. Egress/ingress configs (`ws_url`,
 /// `api_key`) are other programs' and do not match.
 pub fn looks_like_config(doc: &Yaml) -> bool {
-    let Some(map) = doc.as_mapping() else { return false };
+    let Some(map) = doc.as_mapping() else {
+        return false;
+    };
     let has = |k: &str| map.contains_key(k);
     if has("ws_url") {
         return false;
     }
-    let known = map.keys().filter(|k| k.as_str().is_some_and(|k| TOP_LEVEL_KEYS.contains(&k))).count();
+    let known = map
+        .keys()
+        .filter(|k| k.as_str().is_some_and(|k| TOP_LEVEL_KEYS.contains(&k)))
+        .count();
     has("rtc") || ((has("keys") || has("key_file")) && known >= 2)
 }
 
@@ -159,10 +206,17 @@ fn parse(text: &str) -> Result<Yaml, String> {
 /// The value of a `--name VALUE` or `--name=VALUE` argument (urfave/cli also
 /// accepts a single dash).
 pub fn flag_value(container: &k8s_openapi::api::core::v1::Container, name: &str) -> Option<String> {
-    let words: Vec<&String> = container.command.iter().flatten().chain(container.args.iter().flatten()).collect();
+    let words: Vec<&String> = container
+        .command
+        .iter()
+        .flatten()
+        .chain(container.args.iter().flatten())
+        .collect();
     let mut found = None;
     for (i, w) in words.iter().enumerate() {
-        let Some(bare) = w.strip_prefix("--").or_else(|| w.strip_prefix('-')) else { continue };
+        let Some(bare) = w.strip_prefix("--").or_else(|| w.strip_prefix('-')) else {
+            continue;
+        };
         if bare == name {
             found = words.get(i + 1).map(|s| s.to_string());
         } else if let Some(v) = bare.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
@@ -180,7 +234,9 @@ pub fn configs<'o, 'a>(
 ) -> Vec<LivekitConfig<'o, 'a>> {
     let mut out: Vec<LivekitConfig<'o, 'a>> = Vec::new();
     let mut push = |cfg: LivekitConfig<'o, 'a>, loader: Option<(u32, String)>| {
-        let existing = out.iter_mut().find(|c| c.object.index == cfg.object.index && c.path == cfg.path);
+        let existing = out
+            .iter_mut()
+            .find(|c| c.object.index == cfg.object.index && c.path == cfg.path);
         let slot = match existing {
             Some(slot) => slot,
             None => {
@@ -204,7 +260,9 @@ pub fn configs<'o, 'a>(
                     LivekitConfig {
                         object: lk.template.object,
                         path: format!("{}/value", workload::env_path(&lk.container.path, i)),
-                        source: ConfigSource::Env { container: c.name.clone() },
+                        source: ConfigSource::Env {
+                            container: c.name.clone(),
+                        },
                         parsed: parse(text),
                         loaded_by: Vec::new(),
                     },
@@ -215,7 +273,9 @@ pub fn configs<'o, 'a>(
         let config_file = flag_value(c, "config");
         for mount in lk.template.config_map_mounts(c) {
             let Some(cm) = objects.iter().find(|o| {
-                o.is("", "ConfigMap") && o.name() == mount.config_map && o.same_namespace(lk.template.object)
+                o.is("", "ConfigMap")
+                    && o.name() == mount.config_map
+                    && o.same_namespace(lk.template.object)
             }) else {
                 continue;
             };
@@ -225,7 +285,9 @@ pub fn configs<'o, 'a>(
                 let parsed = parse(text);
                 let file = match (&mount.sub_path, mount.items.iter().find(|(k, _)| *k == key)) {
                     (Some(_), _) => mount.mount_path.clone(),
-                    (None, Some((_, path))) => format!("{}/{}", mount.mount_path.trim_end_matches('/'), path),
+                    (None, Some((_, path))) => {
+                        format!("{}/{}", mount.mount_path.trim_end_matches('/'), path)
+                    }
                     (None, None) => format!("{}/{}", mount.mount_path.trim_end_matches('/'), key),
                 };
                 let chosen = match &config_file {
@@ -237,7 +299,10 @@ pub fn configs<'o, 'a>(
                         LivekitConfig {
                             object: cm,
                             path: workload::data_path(&key),
-                            source: ConfigSource::ConfigMap { name: cm.name().to_string(), key: key.clone() },
+                            source: ConfigSource::ConfigMap {
+                                name: cm.name().to_string(),
+                                key: key.clone(),
+                            },
                             parsed,
                             loaded_by: Vec::new(),
                         },
@@ -256,7 +321,10 @@ pub fn configs<'o, 'a>(
                     LivekitConfig {
                         object: cm,
                         path: workload::data_path(&key),
-                        source: ConfigSource::ConfigMap { name: cm.name().to_string(), key },
+                        source: ConfigSource::ConfigMap {
+                            name: cm.name().to_string(),
+                            key,
+                        },
                         parsed,
                         loaded_by: Vec::new(),
                     },
@@ -278,9 +346,13 @@ mod tests {
 
     #[test]
     fn recognises_server_config_but_not_egress() {
-        assert!(looks_like_config(&yaml("port: 7880\nrtc:\n  tcp_port: 7881\n")));
+        assert!(looks_like_config(&yaml(
+            "port: 7880\nrtc:\n  tcp_port: 7881\n"
+        )));
         assert!(looks_like_config(&yaml("port: 7880\nkeys:\n  k: s\n")));
-        assert!(!looks_like_config(&yaml("api_key: k\napi_secret: s\nws_url: ws://x\n")));
+        assert!(!looks_like_config(&yaml(
+            "api_key: k\napi_secret: s\nws_url: ws://x\n"
+        )));
         assert!(!looks_like_config(&yaml("- a\n")));
     }
 
@@ -288,7 +360,11 @@ mod tests {
     fn reads_flag_forms() {
         let c = k8s_openapi::api::core::v1::Container {
             name: "livekit".into(),
-            args: Some(vec!["--config=/etc/a.yaml".into(), "--node-ip".into(), "1.2.3.4".into()]),
+            args: Some(vec![
+                "--config=/etc/a.yaml".into(),
+                "--node-ip".into(),
+                "1.2.3.4".into(),
+            ]),
             ..Default::default()
         };
         assert_eq!(flag_value(&c, "config").as_deref(), Some("/etc/a.yaml"));

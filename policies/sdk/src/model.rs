@@ -43,7 +43,12 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn error(rule: &str, resource: u32, path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn error(
+        rule: &str,
+        resource: u32,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Finding {
             rule: rule.to_string(),
             severity: Severity::Error,
@@ -55,8 +60,16 @@ impl Finding {
         }
     }
 
-    pub fn warning(rule: &str, resource: u32, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Finding { severity: Severity::Warning, ..Finding::error(rule, resource, path, message) }
+    pub fn warning(
+        rule: &str,
+        resource: u32,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Finding {
+            severity: Severity::Warning,
+            ..Finding::error(rule, resource, path, message)
+        }
     }
 
     pub fn embedded(mut self, pointer: impl Into<String>) -> Self {
@@ -137,7 +150,12 @@ impl Batch {
             .filter_map(|(i, r)| {
                 let value = serde_json::from_str(&r.json).ok()?;
                 let origin = self.origins.get(r.origin as usize)?;
-                Some(Object { index: i as u32, resource: r, origin, value })
+                Some(Object {
+                    index: i as u32,
+                    resource: r,
+                    origin,
+                    value,
+                })
             })
             .collect()
     }

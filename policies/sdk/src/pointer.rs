@@ -12,7 +12,9 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    tokens.into_iter().fold(String::new(), |acc, t| push(&acc, t))
+    tokens
+        .into_iter()
+        .fold(String::new(), |acc, t| push(&acc, t))
 }
 
 #[cfg(test)]
@@ -22,7 +24,10 @@ mod tests {
     #[test]
     fn escapes_tokens() {
         assert_eq!(push("/data", "livekit.yaml"), "/data/livekit.yaml");
-        assert_eq!(push("/metadata/annotations", "a/b~c"), "/metadata/annotations/a~1b~0c");
+        assert_eq!(
+            push("/metadata/annotations", "a/b~c"),
+            "/metadata/annotations/a~1b~0c"
+        );
         assert_eq!(join(["spec", "ports", "0"]), "/spec/ports/0");
     }
 }

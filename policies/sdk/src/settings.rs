@@ -22,7 +22,11 @@ pub fn default_container() -> String {
 
 /// Parses settings, treating an empty string as `{}`.
 pub fn parse<T: DeserializeOwned>(settings: &str) -> Result<T, String> {
-    let text = if settings.trim().is_empty() { "{}" } else { settings };
+    let text = if settings.trim().is_empty() {
+        "{}"
+    } else {
+        settings
+    };
     serde_json::from_str(text).map_err(|e| format!("invalid settings: {e}"))
 }
 

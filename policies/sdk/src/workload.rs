@@ -59,11 +59,13 @@ pub fn pod_template<'o, 'a>(object: &'o Object<'a>) -> Option<PodTemplate<'o, 'a
     let raw = object.value.pointer(at)?;
     let template: PodTemplateSpec = serde_json::from_value(raw.clone()).ok()?;
     let spec = template.spec?;
-    let labels = template
-        .metadata
-        .and_then(|m| m.labels)
-        .unwrap_or_default();
-    Some(PodTemplate { object, spec_path: format!("{at}/spec"), labels, spec })
+    let labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
+    Some(PodTemplate {
+        object,
+        spec_path: format!("{at}/spec"),
+        labels,
+        spec,
+    })
 }
 
 impl<'o, 'a> PodTemplate<'o, 'a> {
@@ -98,7 +100,9 @@ impl<'o, 'a> PodTemplate<'o, 'a> {
         let volumes = self.spec.volumes.as_deref().unwrap_or_default();
         let mut out = Vec::new();
         for mount in container.volume_mounts.iter().flatten() {
-            let Some(volume) = volumes.iter().find(|v| v.name == mount.name) else { continue };
+            let Some(volume) = volumes.iter().find(|v| v.name == mount.name) else {
+                continue;
+            };
             let mut sources = Vec::new();
             if let Some(cm) = &volume.config_map {
                 sources.push((cm.name.clone(), cm.items.clone().unwrap_or_default()));
@@ -142,7 +146,11 @@ impl ConfigMapMount {
             self.items.clone()
         };
         match &self.sub_path {
-            Some(sub) => files.into_iter().filter(|(_, path)| path == sub).map(|(k, _)| k).collect(),
+            Some(sub) => files
+                .into_iter()
+                .filter(|(_, path)| path == sub)
+                .map(|(k, _)| k)
+                .collect(),
             None => files.into_iter().map(|(k, _)| k).collect(),
         }
     }
@@ -166,7 +174,11 @@ pub fn env_named<'c>(container: &'c Container, name: &str) -> Option<(usize, &'c
 pub fn expand_env(container: &Container, upto: usize, value: &str) -> String {
     let earlier: Vec<&EnvVar> = container.env.iter().flatten().take(upto).collect();
     let lookup = |name: &str| {
-        earlier.iter().rev().find(|e| e.name == name).and_then(|e| e.value.clone())
+        earlier
+            .iter()
+            .rev()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
     };
     let mut out = String::new();
     let mut rest = value;
@@ -237,7 +249,11 @@ mod tests {
             name: "c".into(),
             env: Some(
                 env.iter()
-                    .map(|(n, v)| EnvVar { name: n.to_string(), value: Some(v.to_string()), value_from: None })
+                    .map(|(n, v)| EnvVar {
+                        name: n.to_string(),
+                        value: Some(v.to_string()),
+                        value_from: None,
+                    })
                     .collect(),
             ),
             ..Default::default()

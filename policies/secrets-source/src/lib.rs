@@ -38,7 +38,11 @@ fn secret() -> String {
 /// The ExternalSecret's target Secret: `spec.target.name`, which external-secrets
 /// defaults to the ExternalSecret's own name.
 fn external_secret_target(o: &Object) -> (String, bool) {
-    match o.value.pointer("/spec/target/name").and_then(|v| v.as_str()) {
+    match o
+        .value
+        .pointer("/spec/target/name")
+        .and_then(|v| v.as_str())
+    {
         Some(t) if !t.is_empty() => (t.to_string(), true),
         _ => (o.name().to_string(), false),
     }
@@ -50,7 +54,11 @@ fn is_external_secret(o: &Object) -> bool {
 
 /// Keys an ExternalSecret writes, or `None` when `dataFrom` makes them unknowable.
 fn external_secret_keys(o: &Object) -> Option<BTreeSet<String>> {
-    if o.value.pointer("/spec/dataFrom").and_then(|v| v.as_array()).is_some_and(|a| !a.is_empty()) {
+    if o.value
+        .pointer("/spec/dataFrom")
+        .and_then(|v| v.as_array())
+        .is_some_and(|a| !a.is_empty())
+    {
         return None;
     }
     // A template may rename or compute keys.
@@ -63,7 +71,11 @@ fn external_secret_keys(o: &Object) -> Option<BTreeSet<String>> {
             .and_then(|v| v.as_array())
             .into_iter()
             .flatten()
-            .filter_map(|d| d.get("secretKey").and_then(|k| k.as_str()).map(str::to_string))
+            .filter_map(|d| {
+                d.get("secretKey")
+                    .and_then(|k| k.as_str())
+                    .map(str::to_string)
+            })
             .collect(),
     )
 }
@@ -111,7 +123,15 @@ impl Policy for SecretsSource {
         let mut first_reference: Option<(u32, String, u32)> = None;
         for template in &templates {
             for c in template.containers() {
-                check_container(template, &c, &objects, &producers, &s, &mut findings, &mut first_reference);
+                check_container(
+                    template,
+                    &c,
+                    &objects,
+                    &producers,
+                    &s,
+                    &mut findings,
+                    &mut first_reference,
+                );
             }
         }
 
@@ -130,14 +150,20 @@ impl Policy for SecretsSource {
             let c = lk.container.container;
             let object = lk.template.object;
             let env_keys = workload::env_named(c, "LIVEKIT_KEYS").is_some();
-            let env_from_secret = c.env_from.iter().flatten().any(|f| f.secret_ref.as_ref().is_some_and(|r| r.name == s.secret));
+            let env_from_secret = c
+                .env_from
+                .iter()
+                .flatten()
+                .any(|f| f.secret_ref.as_ref().is_some_and(|r| r.name == s.secret));
             let loader = (object.index, lk.container.path.clone());
             let config_keys = configs
                 .iter()
                 .filter(|cfg| cfg.loaded_by.contains(&loader))
                 .any(|cfg| cfg.get("keys").is_some() || cfg.get("key_file").is_some());
-            let flag_keys = livekit::flag_value(c, "keys").is_some() || livekit::flag_value(c, "key-file").is_some();
-            if object.origin.complete && !(env_keys || env_from_secret || config_keys || flag_keys) {
+            let flag_keys = livekit::flag_value(c, "keys").is_some()
+                || livekit::flag_value(c, "key-file").is_some();
+            if object.origin.complete && !(env_keys || env_from_secret || config_keys || flag_keys)
+            {
                 findings.push(
                     Finding::error(RULE, object.index, lk.container.path.clone(), format!("container `{}` gives livekit-server no API keys, so it refuses to start outside --dev", c.name))
                         .hint(format!("set env LIVEKIT_KEYS from secretKeyRef {{name: {}, key: livekit-keys}}", s.secret)),
@@ -146,7 +172,10 @@ impl Policy for SecretsSource {
         }
 
         if let Some((resource, at, origin)) = first_reference {
-            let origin_complete = batch.origins.get(origin as usize).is_some_and(|o| o.complete);
+            let origin_complete = batch
+                .origins
+                .get(origin as usize)
+                .is_some_and(|o| o.complete);
             let produced = objects.iter().any(|o| {
                 o.resource.origin == origin
                     && ((is_external_secret(o) && external_secret_target(o).0 == s.secret)
@@ -158,7 +187,10 @@ impl Policy for SecretsSource {
                     RULE,
                     resource,
                     at,
-                    format!("Secret {} is referenced but no ExternalSecret in this render produces it", s.secret),
+                    format!(
+                        "Secret {} is referenced but no ExternalSecret in this render produces it",
+                        s.secret
+                    ),
                 ));
             }
         }
@@ -194,7 +226,15 @@ fn check_container(
             continue;
         };
         let Some(r) = &from.secret_key_ref else {
-            findings.push(Finding::error(RULE, index, format!("{at}/valueFrom"), format!("env {name} reads a LiveKit credential from something other than Secret {}", s.secret)));
+            findings.push(Finding::error(
+                RULE,
+                index,
+                format!("{at}/valueFrom"),
+                format!(
+                    "env {name} reads a LiveKit credential from something other than Secret {}",
+                    s.secret
+                ),
+            ));
             continue;
         };
         if r.name != s.secret {
@@ -204,7 +244,10 @@ fn check_container(
             );
             continue;
         }
-        for producer in producers.iter().filter(|p| p.resource.origin == origin && p.same_namespace(template.object)) {
+        for producer in producers
+            .iter()
+            .filter(|p| p.resource.origin == origin && p.same_namespace(template.object))
+        {
             if let Some(keys) = external_secret_keys(producer) {
                 if !keys.contains(&r.key) {
                     let have: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -222,7 +265,9 @@ fn check_container(
         let at = format!("{}/envFrom/{j}", c.path);
         let prefix = from.prefix.clone().unwrap_or_default();
         if let Some(r) = &from.config_map_ref {
-            if let Some(cm) = objects.iter().find(|o| o.is("", "ConfigMap") && o.name() == r.name && o.resource.origin == origin) {
+            if let Some(cm) = objects.iter().find(|o| {
+                o.is("", "ConfigMap") && o.name() == r.name && o.resource.origin == origin
+            }) {
                 for key in workload::config_map_data(cm).keys() {
                     if is_credential(&format!("{prefix}{key}"), &s.extra_env) {
                         findings.push(Finding::error(
@@ -242,13 +287,20 @@ fn check_container(
             let holds_credentials = objects
                 .iter()
                 .find(|o| o.is("", "Secret") && o.name() == r.name && o.resource.origin == origin)
-                .is_some_and(|sec| secret_keys(sec).iter().any(|k| is_credential(&format!("{prefix}{k}"), &s.extra_env)));
+                .is_some_and(|sec| {
+                    secret_keys(sec)
+                        .iter()
+                        .any(|k| is_credential(&format!("{prefix}{k}"), &s.extra_env))
+                });
             if holds_credentials {
                 findings.push(Finding::error(
                     RULE,
                     index,
                     format!("{at}/secretRef/name"),
-                    format!("container `{}` loads LiveKit credentials from Secret {} instead of {}", c.container.name, r.name, s.secret),
+                    format!(
+                        "container `{}` loads LiveKit credentials from Secret {} instead of {}",
+                        c.container.name, r.name, s.secret
+                    ),
                 ));
             }
         }
@@ -256,7 +308,10 @@ fn check_container(
 }
 
 fn references_secret(env: &EnvVar, secret: &str) -> bool {
-    env.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()).is_some_and(|r| r.name == secret)
+    env.value_from
+        .as_ref()
+        .and_then(|f| f.secret_key_ref.as_ref())
+        .is_some_and(|r| r.name == secret)
 }
 
 fn secret_keys(o: &Object) -> Vec<String> {
@@ -272,14 +327,28 @@ fn check_external_secrets(objects: &[Object], s: &Settings, findings: &mut Vec<F
     let before = findings.len();
     for o in objects.iter().filter(|o| is_external_secret(o)) {
         let (target, explicit) = external_secret_target(o);
-        let about_livekit = o.name() == s.secret || target.contains("livekit") || o.name().contains("livekit");
+        let about_livekit =
+            o.name() == s.secret || target.contains("livekit") || o.name().contains("livekit");
         if !about_livekit || target == s.secret {
             continue;
         }
-        let at = if explicit { "/spec/target/name" } else { "/metadata/name" };
+        let at = if explicit {
+            "/spec/target/name"
+        } else {
+            "/metadata/name"
+        };
         findings.push(
-            Finding::error(RULE, o.index, at, format!("ExternalSecret {} writes Secret {target}, but the LiveKit workloads read {}", o.name(), s.secret))
-                .hint(format!("set spec.target.name: {}", s.secret)),
+            Finding::error(
+                RULE,
+                o.index,
+                at,
+                format!(
+                    "ExternalSecret {} writes Secret {target}, but the LiveKit workloads read {}",
+                    o.name(),
+                    s.secret
+                ),
+            )
+            .hint(format!("set spec.target.name: {}", s.secret)),
         );
     }
     findings.len() > before
@@ -290,7 +359,9 @@ fn check_external_secrets(objects: &[Object], s: &Settings, findings: &mut Vec<F
 fn check_committed_secrets(objects: &[Object], s: &Settings, findings: &mut Vec<Finding>) {
     for o in objects.iter().filter(|o| o.is("", "Secret")) {
         for field in ["data", "stringData"] {
-            let Some(map) = o.value.get(field).and_then(|v| v.as_object()) else { continue };
+            let Some(map) = o.value.get(field).and_then(|v| v.as_object()) else {
+                continue;
+            };
             for key in map.keys() {
                 if o.name() == s.secret || is_credential(key, &s.extra_env) {
                     findings.push(
@@ -332,10 +403,20 @@ spec:
 
     #[test]
     fn names() {
-        for n in ["LIVEKIT_API_KEY", "POLYPHON_LIVEKIT_API_SECRET", "LIVEKIT_KEYS", "livekit_api_secret"] {
+        for n in [
+            "LIVEKIT_API_KEY",
+            "POLYPHON_LIVEKIT_API_SECRET",
+            "LIVEKIT_KEYS",
+            "livekit_api_secret",
+        ] {
             assert!(is_credential(n, &[]), "{n}");
         }
-        for n in ["LIVEKIT_URL", "POLYPHON_LIVEKIT_PUBLIC_URL", "MEMQL_DEEPGRAM_API_KEY", "LIVEKIT_KEY_FILE"] {
+        for n in [
+            "LIVEKIT_URL",
+            "POLYPHON_LIVEKIT_PUBLIC_URL",
+            "MEMQL_DEEPGRAM_API_KEY",
+            "LIVEKIT_KEY_FILE",
+        ] {
             assert!(!is_credential(n, &[]), "{n}");
         }
     }
@@ -348,7 +429,9 @@ spec:
 
     #[test]
     fn literal_is_reported_without_its_value() {
-        let f = run(&workload("            - {name: LIVEKIT_API_SECRET, value: s3cr3t-literal}"));
+        let f = run(&workload(
+            "            - {name: LIVEKIT_API_SECRET, value: s3cr3t-literal}",
+        ));
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].path, "/spec/template/spec/containers/0/env/0/value");
         assert!(!f[0].message.contains("s3cr3t"));
@@ -357,15 +440,24 @@ spec:
     #[test]
     fn other_secret_and_unknown_key_are_reported() {
         let e = "            - name: LIVEKIT_API_SECRET\n              valueFrom: {secretKeyRef: {name: memql-secrets, key: x}}";
-        assert_eq!(run(&workload(e))[0].path, "/spec/template/spec/containers/0/env/0/valueFrom/secretKeyRef/name");
+        assert_eq!(
+            run(&workload(e))[0].path,
+            "/spec/template/spec/containers/0/env/0/valueFrom/secretKeyRef/name"
+        );
         let e = "            - name: LIVEKIT_API_SECRET\n              valueFrom: {secretKeyRef: {name: livekit-secrets, key: api-secret}}";
         let f = run(&workload(e));
-        assert_eq!(f[0].path, "/spec/template/spec/containers/0/env/0/valueFrom/secretKeyRef/key");
+        assert_eq!(
+            f[0].path,
+            "/spec/template/spec/containers/0/env/0/valueFrom/secretKeyRef/key"
+        );
     }
 
     #[test]
     fn external_secret_target_and_committed_secret() {
-        let f = run(&ES.replace("target: {name: livekit-secrets}", "target: {name: livekit-secret}"));
+        let f = run(&ES.replace(
+            "target: {name: livekit-secrets}",
+            "target: {name: livekit-secret}",
+        ));
         assert_eq!(f[0].path, "/spec/target/name");
         let f = run("apiVersion: v1\nkind: Secret\nmetadata: {name: livekit-secrets}\nstringData: {livekit-keys: 'k: s'}\n");
         assert_eq!(f[0].path, "/stringData/livekit-keys");
@@ -378,6 +470,9 @@ spec:
             workload("            - {name: A, value: b}").replace("          env:", "          envFrom: [{configMapRef: {name: lk}}]\n          env:")
         );
         let f = run(&y);
-        assert_eq!((f[0].resource, f[0].path.as_str()), (0, "/data/LIVEKIT_API_SECRET"));
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (0, "/data/LIVEKIT_API_SECRET")
+        );
     }
 }

@@ -10,7 +10,8 @@ use lkguard_policy_sdk::livekit::{self, LivekitConfig, Target};
 use lkguard_policy_sdk::{settings, workload, Batch, Finding, Metadata, Policy, RuleInfo};
 
 pub const RULE: &str = "livekit/use-external-ip";
-const HINT: &str = "set `rtc.use_external_ip: false` in the livekit config and pin the media IP with NODE_IP";
+const HINT: &str =
+    "set `rtc.use_external_ip: false` in the livekit config and pin the media IP with NODE_IP";
 
 pub struct UseExternalIp;
 
@@ -67,8 +68,12 @@ impl Policy for UseExternalIp {
             let loader = (object.index, lk.container.path.clone());
             let has_config = configs.iter().any(|cfg| cfg.loaded_by.contains(&loader));
             if object.origin.complete && !has_config {
-                let mounted: Vec<String> =
-                    lk.template.config_map_mounts(c).into_iter().map(|m| m.config_map).collect();
+                let mounted: Vec<String> = lk
+                    .template
+                    .config_map_mounts(c)
+                    .into_iter()
+                    .map(|m| m.config_map)
+                    .collect();
                 let message = if mounted.is_empty() {
                     format!("container `{}` runs livekit-server with no config from this render, so rtc.use_external_ip is never set explicitly", c.name)
                 } else {
@@ -78,7 +83,10 @@ impl Policy for UseExternalIp {
                         mounted.join(", ")
                     )
                 };
-                findings.push(Finding::error(RULE, object.index, lk.container.path.clone(), message).hint(HINT));
+                findings.push(
+                    Finding::error(RULE, object.index, lk.container.path.clone(), message)
+                        .hint(HINT),
+                );
             }
         }
         Ok(findings)
@@ -104,12 +112,17 @@ fn check_config(cfg: &LivekitConfig, findings: &mut Vec<Finding>) {
             RULE,
             index,
             cfg.path.clone(),
-            format!("the livekit config in {} is not a YAML mapping", cfg.describe()),
+            format!(
+                "the livekit config in {} is not a YAML mapping",
+                cfg.describe()
+            ),
         ));
         return;
     }
     let finding = |embedded: String, message: String| {
-        Finding::error(RULE, index, cfg.path.clone(), message).embedded(embedded).hint(HINT)
+        Finding::error(RULE, index, cfg.path.clone(), message)
+            .embedded(embedded)
+            .hint(HINT)
     };
     match (cfg.get("rtc"), cfg.get("rtc.use_external_ip")) {
         (None, _) => findings.push(finding(
@@ -174,7 +187,10 @@ spec:
 
     #[test]
     fn explicit_false_passes() {
-        assert_eq!(run("port: 7880\nrtc:\n  use_external_ip: false", ""), vec![]);
+        assert_eq!(
+            run("port: 7880\nrtc:\n  use_external_ip: false", ""),
+            vec![]
+        );
     }
 
     #[test]

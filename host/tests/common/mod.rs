@@ -1,0 +1,61 @@
+//! Runs the real `lkguard` binary from the repository root.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One compiled-component cache for the whole test run: the first test pays
+/// for Cranelift, the rest deserialize.
+pub fn cache_dir() -> PathBuf {
+    root().join("target").join("test-cache")
+}
+
+pub fn lkguard(args: &[&str]) -> Output {
+    lkguard_in(&root(), args)
+}
+
+pub fn lkguard_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lkguard"))
+        .args(args)
+        .current_dir(dir)
+        .env("LKGUARD_CACHE_DIR", cache_dir())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("running lkguard")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", stdout(o), stderr(o)))
+}
+
+/// Values planted in the fixtures that must never be printed.
+pub const PLANTED_SECRETS: &[&str] = &["devkey-literal", "s3cr3t-literal-value-do-not-print"];
+
+/// The bad rendered fixtures, sorted.
+pub fn bad_fixtures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures/rendered/bad"))
+        .expect("fixtures/rendered/bad")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn relative(p: &Path) -> String {
+    p.strip_prefix(root()).unwrap_or(p).display().to_string()
+}
