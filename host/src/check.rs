@@ -68,9 +68,9 @@ pub fn registry(
     cache_dir: Option<PathBuf>,
     limits: Limits,
 ) -> Result<Registry, PolicyError> {
-    let runtime = Runtime::new(cache_dir, limits).map_err(|source| PolicyError::Load {
+    let runtime = Runtime::new(cache_dir, limits).map_err(|error| PolicyError::Load {
         policy: "engine".into(),
-        source,
+        error,
     })?;
     Registry::load(Arc::clone(&runtime), policies)
 }

@@ -29,6 +29,7 @@ use bindings::PolicyPre;
 
 /// How often the epoch ticks; deadlines are rounded up to it.
 const TICK: Duration = Duration::from_millis(2);
+const METADATA_DEADLINE: Duration = Duration::from_secs(1);
 
 /// Limits every evaluation runs under.
 #[derive(Debug, Clone, Copy)]
@@ -159,7 +160,7 @@ impl Runtime {
             .map_err(|e| EngineError::Compile(format!("{e:#}")))
     }
 
-    fn store(&self) -> Store<State> {
+    fn store(&self, deadline: Duration) -> Store<State> {
         self.ticker.get_or_init(|| {
             let engine = self.engine.clone();
             std::thread::spawn(move || loop {
@@ -178,19 +179,14 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let ticks = self
-            .limits
-            .deadline
-            .as_millis()
-            .div_ceil(TICK.as_millis())
-            .max(1) as u64;
+        let ticks = deadline.as_millis().div_ceil(TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store
     }
 
-    fn classify(&self, e: wasmtime::Error) -> EngineError {
+    fn classify(&self, e: wasmtime::Error, deadline: Duration) -> EngineError {
         if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
-            return EngineError::Deadline(self.limits.deadline.as_millis());
+            return EngineError::Deadline(deadline.as_millis());
         }
         let text = format!("{e:#}");
         if text.contains("forcing trap when growing memory") || text.contains("memory minimum size")
@@ -200,15 +196,18 @@ impl Runtime {
         EngineError::Trap(text)
     }
 
+    /// Metadata is constant work, not input-sized, so it gets at least a
+    /// second even when evaluations run under a tighter deadline.
     pub fn metadata(&self, c: &LoadedComponent) -> Result<Metadata, EngineError> {
-        let mut store = self.store();
+        let deadline = self.limits.deadline.max(METADATA_DEADLINE);
+        let mut store = self.store(deadline);
         let policy = c
             .pre
             .instantiate(&mut store)
-            .map_err(|e| self.classify(e))?;
+            .map_err(|e| self.classify(e, deadline))?;
         let m = policy
             .call_metadata(&mut store)
-            .map_err(|e| self.classify(e))?;
+            .map_err(|e| self.classify(e, deadline))?;
         Ok(Metadata {
             id: m.id,
             version: m.version,
@@ -232,11 +231,12 @@ impl Runtime {
         batch: &Batch,
         settings: &str,
     ) -> Result<Vec<Finding>, EngineError> {
-        let mut store = self.store();
+        let deadline = self.limits.deadline;
+        let mut store = self.store(deadline);
         let policy = c
             .pre
             .instantiate(&mut store)
-            .map_err(|e| self.classify(e))?;
+            .map_err(|e| self.classify(e, deadline))?;
         let wbatch = wit::Batch {
             origins: batch
                 .origins
@@ -262,7 +262,7 @@ impl Runtime {
         };
         let result = policy
             .call_validate(&mut store, &wbatch, settings)
-            .map_err(|e| self.classify(e))?;
+            .map_err(|e| self.classify(e, deadline))?;
         let findings = result.map_err(EngineError::Policy)?;
         Ok(findings
             .into_iter()

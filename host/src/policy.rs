@@ -44,9 +44,9 @@ impl Policy {
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum PolicyError {
-    #[error("policy {policy}: {source}")]
+    #[error("policy {policy}: {error}")]
     #[diagnostic(code(lkguard::policy_load))]
-    Load { policy: String, source: EngineError },
+    Load { policy: String, error: EngineError },
     #[error("{path}: {message}")]
     #[diagnostic(code(lkguard::policy_io))]
     Io { path: String, message: String },
@@ -203,9 +203,9 @@ fn load_one(
     wasm: &[u8],
     source: PolicySource,
 ) -> Result<Policy, PolicyError> {
-    let err = |source| PolicyError::Load {
+    let err = |error| PolicyError::Load {
         policy: name.to_string(),
-        source,
+        error,
     };
     let component = runtime.load(wasm).map_err(err)?;
     let metadata = runtime.metadata(&component).map_err(err)?;

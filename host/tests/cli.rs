@@ -215,3 +215,56 @@ fn directories_are_walked_and_non_manifests_skipped() {
     assert_eq!(doc["summary"]["skippedDocuments"], 1);
     assert_eq!(out.status.code(), Some(0), "{doc:#}");
 }
+
+/// A render repeated until evaluating it takes real time and memory.
+fn big_render(dir: &std::path::Path, copies: usize) -> std::path::PathBuf {
+    let one = std::fs::read_to_string(root().join("fixtures/rendered/staging.yaml")).unwrap();
+    let path = dir.join("big.yaml");
+    std::fs::write(&path, vec![one; copies].join("---\n")).unwrap();
+    path
+}
+
+#[test]
+fn a_policy_past_its_deadline_fails_closed_naming_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = big_render(dir.path(), 400);
+    let out = lkguard(&["check", "--deadline-ms", "1", big.to_str().unwrap()]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("exceeded its deadline of 1 ms"), "{text}");
+    assert!(text.contains("policy use-external-ip"), "{text}");
+}
+
+#[test]
+fn a_policy_over_its_memory_cap_fails_closed_and_others_still_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = big_render(dir.path(), 400);
+    let out = lkguard(&[
+        "check",
+        "--format",
+        "json",
+        "--memory-mib",
+        "8",
+        big.to_str().unwrap(),
+    ]);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{doc:#}");
+    let failures = doc["failures"].as_array().unwrap();
+    assert!(!failures.is_empty());
+    for f in failures {
+        assert_eq!(f["message"], "exceeded its memory cap of 8 MiB", "{f}");
+    }
+    // Below the cap at instantiation: refused before any evaluation.
+    let out = lkguard(&[
+        "check",
+        "--memory-mib",
+        "1",
+        "fixtures/rendered/staging.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("exceeded its memory cap of 1 MiB"),
+        "{}",
+        stderr(&out)
+    );
+}
