@@ -109,6 +109,15 @@ fn parse_settings(raw: &[String]) -> anyhow::Result<BTreeMap<String, serde_json:
     Ok(out)
 }
 
+/// Writes to stdout; a reader that went away (`lkguard check ... | head`) is
+/// not an error worth a message.
+fn emit(out: &mut impl Write, text: &str) -> anyhow::Result<()> {
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 fn color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
@@ -134,7 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 Format::Human => report::human::render(&outcome, color()),
                 Format::Json => report::json::render(&outcome),
             };
-            stdout.write_all(text.as_bytes())?;
+            emit(&mut stdout, &text)?;
             Ok(outcome.exit_code() as u8)
         }
         Command::Policies { format, engine } => {
@@ -143,14 +152,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 Format::Human => report::policies::human(&registry),
                 Format::Json => report::policies::json(&registry),
             };
-            stdout.write_all(text.as_bytes())?;
+            emit(&mut stdout, &text)?;
             Ok(0)
         }
         Command::Explain { rule, engine } => {
             let registry = check::registry(&engine.policies, engine.cache_dir(), engine.limits())?;
             match report::policies::explain(&registry, &rule) {
                 Some(text) => {
-                    stdout.write_all(text.as_bytes())?;
+                    emit(&mut stdout, &text)?;
                     Ok(0)
                 }
                 None => anyhow::bail!("no rule `{rule}`; `lkguard policies` lists them"),

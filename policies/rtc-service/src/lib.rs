@@ -231,7 +231,22 @@ fn check_server(
     if services.is_empty() {
         if object.origin.deployable && object.origin.complete {
             findings.push(
-                Finding::error(RULE, object.index, "", format!("no LoadBalancer Service selects the pods of {} {}, so media (UDP {}, TCP {}) has no way in", object.kind(), object.name(), describe_udp(&ports.udp), ports.tcp))
+                Finding::error(RULE, object.index, "", {
+                    let base = format!(
+                        "no LoadBalancer Service selects the pods of {} {}, so media (UDP {}, TCP {}) has no way in",
+                        object.kind(),
+                        object.name(),
+                        describe_udp(&ports.udp),
+                        ports.tcp
+                    );
+                    // The livekit Helm chart's default: media on node IPs,
+                    // which on AKS are private and change with every node.
+                    if lk.template.spec.host_network == Some(true) {
+                        format!("{base} but the node's own address (hostNetwork), which is not a pinned public IP")
+                    } else {
+                        base
+                    }
+                })
                     .hint("add the livekit-rtc Service: type LoadBalancer, UDP 7882 + TCP 7881, externalTrafficPolicy: Local"),
             );
         }

@@ -254,20 +254,51 @@ pub fn configs<'o, 'a>(
     for lk in livekit {
         let c = lk.container.container;
         let loader = (lk.template.object.index, lk.container.path.clone());
+        // `--config-body` / LIVEKIT_CONFIG, when non-empty, replaces the
+        // `--config` file entirely (cmd/server `getConfigString`). The
+        // livekit Helm chart sets it from a ConfigMap key.
         if let Some((i, env)) = workload::env_named(c, "LIVEKIT_CONFIG") {
-            if let Some(text) = env.value.as_deref().filter(|t| !t.trim().is_empty()) {
-                push(
-                    LivekitConfig {
-                        object: lk.template.object,
-                        path: format!("{}/value", workload::env_path(&lk.container.path, i)),
-                        source: ConfigSource::Env {
-                            container: c.name.clone(),
-                        },
-                        parsed: parse(text),
-                        loaded_by: Vec::new(),
+            let env_at = workload::env_path(&lk.container.path, i);
+            let body = match (
+                &env.value,
+                env.value_from
+                    .as_ref()
+                    .and_then(|f| f.config_map_key_ref.as_ref()),
+            ) {
+                (Some(text), None) if !text.trim().is_empty() => Some(LivekitConfig {
+                    object: lk.template.object,
+                    path: format!("{env_at}/value"),
+                    source: ConfigSource::Env {
+                        container: c.name.clone(),
                     },
-                    Some(loader.clone()),
-                );
+                    parsed: parse(text),
+                    loaded_by: Vec::new(),
+                }),
+                (_, Some(r)) => objects
+                    .iter()
+                    .find(|o| {
+                        o.is("", "ConfigMap")
+                            && o.name() == r.name
+                            && o.same_namespace(lk.template.object)
+                    })
+                    .and_then(|cm| {
+                        let text = workload::config_map_data(cm).get(&r.key)?.clone();
+                        Some(LivekitConfig {
+                            object: cm,
+                            path: workload::data_path(&r.key),
+                            source: ConfigSource::ConfigMap {
+                                name: cm.name().to_string(),
+                                key: r.key.clone(),
+                            },
+                            parsed: parse(&text),
+                            loaded_by: Vec::new(),
+                        })
+                    }),
+                _ => None,
+            };
+            if let Some(cfg) = body {
+                push(cfg, Some(loader.clone()));
+                continue;
             }
         }
         let config_file = flag_value(c, "config");

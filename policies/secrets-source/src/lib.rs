@@ -160,6 +160,17 @@ impl Policy for SecretsSource {
                 .iter()
                 .filter(|cfg| cfg.loaded_by.contains(&loader))
                 .any(|cfg| cfg.get("keys").is_some() || cfg.get("key_file").is_some());
+            for cfg in configs.iter().filter(|cfg| cfg.loaded_by.contains(&loader)) {
+                if let Some(file) = cfg
+                    .get("key_file")
+                    .and_then(|(v, _)| v.as_str().map(str::to_string))
+                {
+                    check_key_file(lk.template, &lk.container, &file, &s, &mut findings);
+                }
+            }
+            if let Some(file) = livekit::flag_value(c, "key-file") {
+                check_key_file(lk.template, &lk.container, &file, &s, &mut findings);
+            }
             let flag_keys = livekit::flag_value(c, "keys").is_some()
                 || livekit::flag_value(c, "key-file").is_some();
             if object.origin.complete && !(env_keys || env_from_secret || config_keys || flag_keys)
@@ -304,6 +315,82 @@ fn check_container(
                 ));
             }
         }
+    }
+}
+
+/// The key file must be a file of Secret `secret`, mounted into the server.
+fn check_key_file(
+    template: &PodTemplate,
+    c: &ContainerRef,
+    file: &str,
+    s: &Settings,
+    findings: &mut Vec<Finding>,
+) {
+    let index = template.object.index;
+    let volumes = template.spec.volumes.as_deref().unwrap_or_default();
+    let mount = c
+        .container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .enumerate()
+        .find(|(_, m)| {
+            let dir = m.mount_path.trim_end_matches('/');
+            file == m.mount_path
+                || file
+                    .strip_prefix(dir)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
+    let Some((_, mount)) = mount else {
+        findings.push(Finding::error(
+            RULE,
+            index,
+            c.path.clone(),
+            format!("livekit-server reads its keys from {file}, but container `{}` mounts no volume there", c.container.name),
+        ));
+        return;
+    };
+    let Some((v, volume)) = volumes
+        .iter()
+        .enumerate()
+        .find(|(_, v)| v.name == mount.name)
+    else {
+        return;
+    };
+    let at = format!("{}/volumes/{v}", template.spec_path);
+    let secret_names: Vec<String> = volume
+        .secret
+        .iter()
+        .filter_map(|sv| sv.secret_name.clone())
+        .chain(volume.projected.iter().flat_map(|p| {
+            p.sources
+                .iter()
+                .flatten()
+                .filter_map(|src| src.secret.as_ref().map(|x| x.name.clone()))
+        }))
+        .collect();
+    if secret_names.is_empty() {
+        findings.push(Finding::error(
+            RULE,
+            index,
+            at,
+            format!("livekit-server's key file {file} comes from volume `{}`, which is not Secret {}: the API secret sits in plain text", volume.name, s.secret),
+        ));
+    } else if let Some(other) = secret_names.iter().find(|n| **n != s.secret) {
+        let field = if volume.secret.is_some() {
+            format!("{at}/secret/secretName")
+        } else {
+            at
+        };
+        findings.push(Finding::error(
+            RULE,
+            index,
+            field,
+            format!(
+                "livekit-server's key file {file} comes from Secret {other} instead of {}",
+                s.secret
+            ),
+        ));
     }
 }
 
@@ -461,6 +548,25 @@ spec:
         assert_eq!(f[0].path, "/spec/target/name");
         let f = run("apiVersion: v1\nkind: Secret\nmetadata: {name: livekit-secrets}\nstringData: {livekit-keys: 'k: s'}\n");
         assert_eq!(f[0].path, "/stringData/livekit-keys");
+    }
+
+    #[test]
+    fn key_file_must_come_from_the_secret() {
+        let server = |volume: &str| {
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: livekit}}\nspec:\n  template:\n    spec:\n      containers:\n        - name: livekit\n          image: livekit/livekit-server:v1\n          args: [--key-file, /etc/lk/keys.yaml]\n          volumeMounts: [{{name: keys, mountPath: /etc/lk}}]\n      volumes: [{volume}]\n"
+            )
+        };
+        assert_eq!(
+            run(&server(
+                "{name: keys, secret: {secretName: livekit-secrets}}"
+            )),
+            vec![]
+        );
+        let f = run(&server("{name: keys, secret: {secretName: lk-keys}}"));
+        assert_eq!(f[0].path, "/spec/template/spec/volumes/0/secret/secretName");
+        let f = run(&server("{name: keys, configMap: {name: lk-keys}}"));
+        assert_eq!(f[0].path, "/spec/template/spec/volumes/0");
     }
 
     #[test]

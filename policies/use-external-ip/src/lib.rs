@@ -243,6 +243,25 @@ spec:
     }
 
     #[test]
+    fn helm_chart_style_config_map_key_ref_is_followed() {
+        // The livekit Helm chart passes config.yaml through LIVEKIT_CONFIG.
+        let yaml = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: lk}}\ndata:\n  config.yaml: |\n    port: 7880\n    rtc:\n      use_external_ip: true\n{}",
+            DEPLOY.replace(
+                "          args:",
+                "          env: [{name: LIVEKIT_CONFIG, valueFrom: {configMapKeyRef: {name: lk, key: config.yaml}}}]\n          args:"
+            ).replace("volumes: [{name: config, configMap: {name: livekit-config}}]", "volumes: []")
+        );
+        let f = UseExternalIp::validate(&render(&yaml), "{}").unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (0, "/data/config.yaml")
+        );
+        assert_eq!(f[0].embedded_path.as_deref(), Some("/rtc/use_external_ip"));
+    }
+
+    #[test]
     fn server_without_config_in_a_complete_render_fails() {
         let f = UseExternalIp::validate(&render(DEPLOY), "{}").unwrap();
         assert_eq!(f.len(), 1);
