@@ -13,7 +13,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use crate::model::{Batch, Finding, Metadata, RuleInfo, Severity};
 
@@ -90,7 +90,12 @@ pub struct Runtime {
 /// A compiled policy, ready to instantiate.
 pub struct LoadedComponent {
     pre: PolicyPre<State>,
+    /// Where its metadata is cached, next to the compiled code.
+    metadata_cache: Option<PathBuf>,
 }
+
+/// A batch in the contract's types, built once and shared by all policies.
+pub struct PreparedBatch(wit::Batch);
 
 impl Runtime {
     pub fn new(cache_dir: Option<PathBuf>, limits: Limits) -> Result<Arc<Self>, EngineError> {
@@ -122,7 +127,11 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| EngineError::Link(format!("{e:#}")))?;
         let pre = PolicyPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?;
-        Ok(LoadedComponent { pre })
+        let metadata_cache = self.cache_path(wasm).map(|p| p.with_extension("meta.json"));
+        Ok(LoadedComponent {
+            pre,
+            metadata_cache,
+        })
     }
 
     fn cache_path(&self, wasm: &[u8]) -> Option<PathBuf> {
@@ -173,7 +182,7 @@ impl Runtime {
             .trap_on_grow_failure(true)
             .build();
         let state = State {
-            wasi: WasiCtx::builder().build(),
+            wasi: sandbox(),
             table: ResourceTable::new(),
             limits,
         };
@@ -198,7 +207,12 @@ impl Runtime {
 
     /// Metadata is constant work, not input-sized, so it gets at least a
     /// second even when evaluations run under a tighter deadline.
+    /// Cached next to the compiled code (same key: the wasm's hash), so a
+    /// warm start instantiates nothing until there is a batch.
     pub fn metadata(&self, c: &LoadedComponent) -> Result<Metadata, EngineError> {
+        if let Some(m) = c.metadata_cache.as_deref().and_then(read_metadata) {
+            return Ok(m);
+        }
         let deadline = self.limits.deadline.max(METADATA_DEADLINE);
         let mut store = self.store(deadline);
         let policy = c
@@ -208,7 +222,7 @@ impl Runtime {
         let m = policy
             .call_metadata(&mut store)
             .map_err(|e| self.classify(e, deadline))?;
-        Ok(Metadata {
+        let m = Metadata {
             id: m.id,
             version: m.version,
             rules: m
@@ -221,23 +235,16 @@ impl Runtime {
                 })
                 .collect(),
             settings_schema: m.settings_schema,
-        })
+        };
+        if let Some(path) = &c.metadata_cache {
+            write_cache(path, write_metadata(&m).as_bytes());
+        }
+        Ok(m)
     }
 
-    /// Evaluates one batch in a fresh instance.
-    pub fn validate(
-        &self,
-        c: &LoadedComponent,
-        batch: &Batch,
-        settings: &str,
-    ) -> Result<Vec<Finding>, EngineError> {
-        let deadline = self.limits.deadline;
-        let mut store = self.store(deadline);
-        let policy = c
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.classify(e, deadline))?;
-        let wbatch = wit::Batch {
+    /// Converts a batch once for every policy that evaluates it.
+    pub fn prepare(&self, batch: &Batch) -> PreparedBatch {
+        PreparedBatch(wit::Batch {
             origins: batch
                 .origins
                 .iter()
@@ -259,9 +266,25 @@ impl Runtime {
                     json: r.json.clone(),
                 })
                 .collect(),
-        };
+        })
+    }
+
+    /// Evaluates one batch in a fresh instance.
+    pub fn validate(
+        &self,
+        c: &LoadedComponent,
+        batch: &PreparedBatch,
+        settings: &str,
+    ) -> Result<Vec<Finding>, EngineError> {
+        let deadline = self.limits.deadline;
+        let mut store = self.store(deadline);
+        let policy = c
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.classify(e, deadline))?;
+        let wbatch = &batch.0;
         let result = policy
-            .call_validate(&mut store, &wbatch, settings)
+            .call_validate(&mut store, wbatch, settings)
             .map_err(|e| self.classify(e, deadline))?;
         let findings = result.map_err(EngineError::Policy)?;
         Ok(findings
@@ -280,6 +303,67 @@ impl Runtime {
             })
             .collect())
     }
+}
+
+fn write_metadata(m: &Metadata) -> String {
+    serde_json::json!({
+        "id": m.id,
+        "version": m.version,
+        "rules": m.rules.iter().map(|r| serde_json::json!({"id": r.id, "summary": r.summary, "rationale": r.rationale})).collect::<Vec<_>>(),
+        "settingsSchema": m.settings_schema,
+    })
+    .to_string()
+}
+
+fn read_metadata(path: &Path) -> Option<Metadata> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    Some(Metadata {
+        id: s(&v, "id")?,
+        version: s(&v, "version")?,
+        rules: v
+            .get("rules")?
+            .as_array()?
+            .iter()
+            .map(|r| {
+                Some(RuleInfo {
+                    id: s(r, "id")?,
+                    summary: s(r, "summary")?,
+                    rationale: s(r, "rationale")?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?,
+        settings_schema: s(&v, "settingsSchema")?,
+    })
+}
+
+/// The WASI context a policy gets: no preopened directories, no env, no args,
+/// no network (the builder's defaults), and clocks frozen at zero so a verdict
+/// cannot depend on when it was computed.
+fn sandbox() -> WasiCtx {
+    struct Frozen;
+    impl HostWallClock for Frozen {
+        fn resolution(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+        fn now(&self) -> Duration {
+            Duration::ZERO
+        }
+    }
+    impl HostMonotonicClock for Frozen {
+        fn resolution(&self) -> u64 {
+            1_000_000_000
+        }
+        fn now(&self) -> u64 {
+            0
+        }
+    }
+    let mut b = WasiCtx::builder();
+    b.wall_clock(Frozen)
+        .monotonic_clock(Frozen)
+        .insecure_random_seed(0)
+        .allow_ip_name_lookup(false);
+    b.build()
 }
 
 /// Best effort: a cache that cannot be written only costs the next run a compile.

@@ -153,24 +153,50 @@ impl Registry {
         Ok(out)
     }
 
-    /// Runs every policy on the batch, each in a fresh instance.
+    /// Runs every policy on the batch, each in a fresh instance, in
+    /// parallel; results come back in policy order.
     pub fn evaluate(
         &self,
         batch: &Batch,
         settings: &BTreeMap<String, String>,
     ) -> (Vec<(String, Finding)>, Vec<Failure>) {
+        let prepared = self.runtime.prepare(batch);
+        let results: Vec<(String, Result<Vec<Finding>, String>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .policies
+                .iter()
+                .map(|p| {
+                    let s = settings.get(p.id()).map(String::as_str).unwrap_or("{}");
+                    let prepared = &prepared;
+                    let handle = scope.spawn(move || {
+                        self.runtime
+                            .validate(&p.component, prepared, s)
+                            .map_err(|e| e.to_string())
+                    });
+                    (p.id().to_string(), handle)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(id, h)| {
+                    let r = h.join().unwrap_or_else(|_| {
+                        Err("crashed the host thread evaluating it".to_string())
+                    });
+                    (id, r)
+                })
+                .collect()
+        });
         let mut findings = Vec::new();
         let mut failures = Vec::new();
-        for p in &self.policies {
-            let s = settings.get(p.id()).map(String::as_str).unwrap_or("{}");
-            match self.runtime.validate(&p.component, batch, s) {
+        for (policy, result) in results {
+            match result {
                 Ok(fs) => {
                     for f in fs {
                         if (f.resource as usize) < batch.resources.len() {
-                            findings.push((p.id().to_string(), f));
+                            findings.push((policy.clone(), f));
                         } else {
                             failures.push(Failure {
-                                policy: p.id().to_string(),
+                                policy: policy.clone(),
                                 message: format!(
                                     "returned a finding for resource {} of a batch of {}",
                                     f.resource,
@@ -180,10 +206,7 @@ impl Registry {
                         }
                     }
                 }
-                Err(e) => failures.push(Failure {
-                    policy: p.id().to_string(),
-                    message: e.to_string(),
-                }),
+                Err(message) => failures.push(Failure { policy, message }),
             }
         }
         (findings, failures)

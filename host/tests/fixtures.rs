@@ -148,3 +148,55 @@ fn kustomize_base_is_not_deployable() {
     assert_eq!(doc["findings"], serde_json::json!([]), "{doc:#}");
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn files_of_a_kustomize_tree_are_sources_not_renders() {
+    // What a pre-commit hook passes: a base file and an overlay patch. The base
+    // lacks NODE_IP and a digest by design; the patch is a partial object.
+    let out = lkguard(&[
+        "check",
+        "--format",
+        "json",
+        "fixtures/deploy/k8s/base/livekit.yaml",
+        "fixtures/deploy/k8s/overlays/staging/patches/livekit-node-ip.yaml",
+    ]);
+    let doc = json(&out);
+    assert_eq!(doc["findings"], serde_json::json!([]), "{doc:#}");
+    assert_eq!(
+        doc["summary"]["files"], 1,
+        "the patch is not read as an object"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_base_file_with_a_real_mistake_is_still_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    std::fs::create_dir(&base).unwrap();
+    std::fs::copy(
+        root().join("fixtures/deploy/k8s/base/kustomization.yaml"),
+        base.join("kustomization.yaml"),
+    )
+    .unwrap();
+    let text =
+        std::fs::read_to_string(root().join("fixtures/deploy/k8s/base/livekit.yaml")).unwrap();
+    std::fs::write(
+        base.join("livekit.yaml"),
+        text.replace("use_external_ip: false", "use_external_ip: on"),
+    )
+    .unwrap();
+    let out = lkguard_in(
+        dir.path(),
+        &["check", "--format", "json", "base/livekit.yaml"],
+    );
+    let doc = json(&out);
+    let rules: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["livekit/use-external-ip"], "{doc:#}");
+    assert_eq!(doc["findings"][0]["origin"], "base");
+}

@@ -162,8 +162,19 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
         } else if path.is_dir() {
             load_dir(&mut loaded, path);
         } else {
-            let origin = loaded.origin(display.clone(), true);
-            read_into(&mut loaded, path, origin);
+            // A file inside a kustomize directory is a base or overlay file,
+            // as in the directory walk: not deployable, and a patch is no object.
+            match kustomize_owner(path) {
+                Some((_, k)) if is_patch(&k, path) => loaded.skipped += 1,
+                Some((dir, _)) => {
+                    let origin = loaded.origin(dir.display().to_string(), false);
+                    read_into(&mut loaded, path, origin);
+                }
+                None => {
+                    let origin = loaded.origin(display.clone(), true);
+                    read_into(&mut loaded, path, origin);
+                }
+            }
         }
     }
     loaded
@@ -238,6 +249,27 @@ fn patch_files(kustomization: &Path) -> BTreeSet<PathBuf> {
         }
     }
     out
+}
+
+/// The kustomization a file belongs to: in its directory, or one level up
+/// (an overlay's `patches/` folder).
+fn kustomize_owner(file: &Path) -> Option<(PathBuf, PathBuf)> {
+    let parent = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    [parent.to_path_buf(), parent.join("..")]
+        .into_iter()
+        .find_map(|dir| kustomization_in(&dir).map(|k| (dir, k)))
+}
+
+fn is_patch(kustomization: &Path, file: &Path) -> bool {
+    let Ok(file) = file.canonicalize() else {
+        return false;
+    };
+    patch_files(kustomization)
+        .iter()
+        .any(|p| p.canonicalize().is_ok_and(|p| p == file))
 }
 
 fn load_dir(loaded: &mut Loaded, root: &Path) {
