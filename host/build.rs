@@ -11,6 +11,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::{Digest, Sha256};
+
 /// (policy id, crate name). The id is what `--policy` replaces and settings name.
 const POLICIES: &[(&str, &str)] = &[
     ("use-external-ip", "lkguard-policy-use-external-ip"),
@@ -29,6 +31,8 @@ fn main() {
     println!("cargo:rerun-if-changed=policies");
     println!("cargo:rerun-if-changed=wit");
     println!("cargo:rerun-if-changed=Cargo.lock");
+    // The `policy` profile lives in the root manifest.
+    println!("cargo:rerun-if-changed=Cargo.toml");
     println!("cargo:rerun-if-env-changed=LKGUARD_PREBUILT_POLICIES");
 
     let built = match env::var_os("LKGUARD_PREBUILT_POLICIES") {
@@ -36,15 +40,21 @@ fn main() {
         None => build_policies(&root),
     };
 
-    let mut bundle = String::from("/// The embedded LiveKit bundle: (policy id, component bytes).\npub static BUNDLE: &[(&str, &[u8])] = &[\n");
+    let mut bundle = String::from(
+        "/// The embedded LiveKit bundle: (policy id, component bytes, sha256 of the bytes).\n\
+         pub static BUNDLE: &[(&str, &[u8], [u8; 32])] = &[\n",
+    );
     for (id, krate) in POLICIES {
         let file = format!("{}.wasm", krate.replace('-', "_"));
         let from = built.join(&file);
         let to = out.join(&file);
-        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+        let bytes =
+            std::fs::read(&from).unwrap_or_else(|e| panic!("reading {}: {e}", from.display()));
+        std::fs::write(&to, &bytes).unwrap_or_else(|e| panic!("writing {}: {e}", to.display()));
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
         writeln!(
             bundle,
-            "    ({id:?}, include_bytes!({:?})),",
+            "    ({id:?}, include_bytes!({:?}), {digest:?}),",
             to.display().to_string()
         )
         .expect("write to String");

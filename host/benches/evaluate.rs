@@ -52,6 +52,25 @@ fn native(batch: &Batch) -> usize {
     n
 }
 
+/// The five policies on scoped threads, as the host runs the wasm ones.
+fn native_parallel(batch: &Batch) -> usize {
+    type Validate = fn(&Batch, &str) -> Result<Vec<lkguard_policy_sdk::Finding>, String>;
+    let all: [Validate; 5] = [
+        lkguard_policy_use_external_ip::UseExternalIp::validate,
+        lkguard_policy_node_ip::NodeIp::validate,
+        lkguard_policy_image_digest::ImageDigest::validate,
+        lkguard_policy_rtc_service::RtcService::validate,
+        lkguard_policy_secrets_source::SecretsSource::validate,
+    ];
+    std::thread::scope(|s| {
+        let handles: Vec<_> = all
+            .iter()
+            .map(|v| s.spawn(move || v(batch, "{}").unwrap().len()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    })
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -77,7 +96,16 @@ fn main() {
         let (f, failures) = registry.evaluate(batch, &settings);
         assert!(f.is_empty() && failures.is_empty());
     });
+    let empty_batch = Batch {
+        origins: batch.origins.clone(),
+        resources: Vec::new(),
+    };
+    let overhead = time(runs, || {
+        let (_, failures) = registry.evaluate(&empty_batch, &settings);
+        assert!(failures.is_empty());
+    });
     let nat = time(runs, || assert_eq!(native(batch), 0));
+    let nat_par = time(runs, || assert_eq!(native_parallel(batch), 0));
 
     let bin = env!("CARGO_BIN_EXE_lkguard");
     let args: Vec<String> = renders.iter().map(|p| p.display().to_string()).collect();
@@ -109,7 +137,11 @@ fn main() {
     let warm_dir = tempfile::tempdir().unwrap();
     check(warm_dir.path());
     let warm = time(31, || check(warm_dir.path()));
+    let version = time(31, || {
+        Command::new(bin).arg("--version").output().unwrap();
+    });
 
+    let row = |label: &str, d: Duration| println!("  {label:<58} {:>9.3} ms", ms(d));
     println!(
         "lkguard bench: medians, one run, {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -118,16 +150,31 @@ fn main() {
         "evaluate 5 policies on fixtures/rendered/staging.yaml ({} resources), {runs} runs:",
         batch.resources.len()
     );
-    println!("  wasm (fresh instance per policy)  {:>9.3} ms", ms(wasm));
-    println!("  native (same Rust, no sandbox)    {:>9.3} ms", ms(nat));
+    row(
+        "wasm as lkguard runs it (fresh instances, in parallel)",
+        wasm,
+    );
+    row(
+        "wasm on an empty batch (instantiate + call overhead)",
+        overhead,
+    );
+    row("native, same Rust, in parallel", nat_par);
+    row("native, same Rust, one after another", nat);
     println!(
-        "  ratio wasm/native                 {:>9.2}x",
+        "  {:<58} {:>9.2}x",
+        "ratio wasm / native (both in parallel)",
+        wasm.as_secs_f64() / nat_par.as_secs_f64()
+    );
+    println!(
+        "  {:<58} {:>9.2}x",
+        "ratio wasm / native (native one after another)",
         wasm.as_secs_f64() / nat.as_secs_f64()
     );
     println!("lkguard check staging.yaml production.yaml, whole process:");
-    println!(
-        "  empty component cache ({cold_runs} runs)    {:>9.1} ms",
-        ms(empty)
+    row(&format!("empty component cache ({cold_runs} runs)"), empty);
+    row("warm component cache (31 runs)", warm);
+    row(
+        "`lkguard --version` (process start alone, 31 runs)",
+        version,
     );
-    println!("  warm component cache (31 runs)    {:>9.1} ms", ms(warm));
 }

@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder, Trap,
+};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use crate::model::{Batch, Finding, Metadata, RuleInfo, Severity};
@@ -102,6 +105,7 @@ impl Runtime {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(limits)));
         let engine = Engine::new(&config).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -121,13 +125,28 @@ impl Runtime {
 
     /// Compiles (or loads from the cache) and pre-links a component.
     pub fn load(&self, wasm: &[u8]) -> Result<LoadedComponent, EngineError> {
-        let component = self.component(wasm)?;
+        self.load_hashed(wasm, Sha256::digest(wasm).into())
+    }
+
+    /// As [`Runtime::load`], with the wasm's sha256 already known (the
+    /// embedded bundle's is computed at build time: hashing megabytes of
+    /// wasm would dominate a warm start).
+    pub fn load_hashed(
+        &self,
+        wasm: &[u8],
+        sha256: [u8; 32],
+    ) -> Result<LoadedComponent, EngineError> {
+        let component = self
+            .component(wasm, &sha256)
+            .map_err(|e| self.memory_or(e))?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| EngineError::Link(format!("{e:#}")))?;
         let pre = PolicyPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?;
-        let metadata_cache = self.cache_path(wasm).map(|p| p.with_extension("meta.json"));
+        let metadata_cache = self
+            .cache_path(&sha256)
+            .map(|p| p.with_extension("meta.json"));
         Ok(LoadedComponent {
             pre,
             metadata_cache,
@@ -147,8 +166,8 @@ impl Runtime {
         Some(dir.join(format!("{key}.cwasm")))
     }
 
-    fn component(&self, wasm: &[u8]) -> Result<Component, EngineError> {
-        let cached = self.cache_path(wasm);
+    fn component(&self, wasm: &[u8], sha256: &[u8; 32]) -> Result<Component, EngineError> {
+        let cached = self.cache_path(sha256);
         if let Some(path) = &cached {
             // SAFETY: the file was written by `precompile_component` of an
             // engine with the same compatibility hash (it is in the file name)
@@ -191,6 +210,19 @@ impl Runtime {
         let ticks = deadline.as_millis().div_ceil(TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store
+    }
+
+    /// A component whose initial memory is larger than the cap does not fit a
+    /// pool slot; that is the memory cap, not a broken component.
+    fn memory_or(&self, e: EngineError) -> EngineError {
+        match &e {
+            EngineError::Compile(m) | EngineError::Link(m)
+                if m.contains("pooling allocator") && m.contains("memory") =>
+            {
+                EngineError::Memory(self.limits.memory_bytes >> 20)
+            }
+            _ => e,
+        }
     }
 
     fn classify(&self, e: wasmtime::Error, deadline: Duration) -> EngineError {
@@ -364,6 +396,28 @@ fn sandbox() -> WasiCtx {
         .insecure_random_seed(0)
         .allow_ip_name_lookup(false);
     b.build()
+}
+
+/// Instances come from a pool: a fresh instance per evaluation then costs a
+/// slot reset instead of mmap/munmap of a 4 GiB reservation. The pool holds
+/// enough for every policy evaluating at once, with room for a server's
+/// concurrent requests; the memory cap is also each slot's size.
+fn pool(limits: Limits) -> PoolingAllocationConfig {
+    const INSTANCES: u32 = 128;
+    let mut p = PoolingAllocationConfig::default();
+    p.total_component_instances(INSTANCES)
+        .total_core_instances(INSTANCES * 8)
+        .total_memories(INSTANCES * 2)
+        .total_tables(INSTANCES * 8)
+        .total_stacks(INSTANCES)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(4)
+        .max_tables_per_component(16)
+        .max_tables_per_module(4)
+        .max_memories_per_module(2)
+        .table_elements(200_000)
+        .max_memory_size(limits.memory_bytes);
+    p
 }
 
 /// Best effort: a cache that cannot be written only costs the next run a compile.

@@ -84,8 +84,14 @@ impl Registry {
     /// embedded policy of the same id or adds a new one.
     pub fn load(runtime: Arc<Runtime>, extra: &[PathBuf]) -> Result<Self, PolicyError> {
         let mut policies: Vec<Policy> = Vec::new();
-        for (id, wasm) in bundle::BUNDLE {
-            policies.push(load_one(&runtime, id, wasm, PolicySource::Embedded)?);
+        for (id, wasm, sha256) in bundle::BUNDLE {
+            policies.push(load_one(
+                &runtime,
+                id,
+                wasm,
+                Some(*sha256),
+                PolicySource::Embedded,
+            )?);
         }
         for path in extra {
             let wasm = read(path)?;
@@ -93,6 +99,7 @@ impl Registry {
                 &runtime,
                 &path.display().to_string(),
                 &wasm,
+                None,
                 PolicySource::File(path.clone()),
             )?;
             match policies.iter().position(|q| q.id() == p.id()) {
@@ -224,13 +231,18 @@ fn load_one(
     runtime: &Runtime,
     name: &str,
     wasm: &[u8],
+    sha256: Option<[u8; 32]>,
     source: PolicySource,
 ) -> Result<Policy, PolicyError> {
     let err = |error| PolicyError::Load {
         policy: name.to_string(),
         error,
     };
-    let component = runtime.load(wasm).map_err(err)?;
+    let component = match sha256 {
+        Some(h) => runtime.load_hashed(wasm, h),
+        None => runtime.load(wasm),
+    }
+    .map_err(err)?;
     let metadata = runtime.metadata(&component).map_err(err)?;
     let schema_value: Value =
         serde_json::from_str(&metadata.settings_schema).map_err(|e| PolicyError::Schema {
