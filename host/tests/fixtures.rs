@@ -127,13 +127,11 @@ fn overlays_sharing_a_node_ip_are_caught_across_files() {
         &["check", "--format", "json", "staging.yaml", "preview.yaml"],
     );
     let doc = json(&out);
-    let rules: Vec<&str> = doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["rule"].as_str().unwrap())
-        .collect();
-    assert_eq!(rules, ["livekit/node-ip", "livekit/node-ip"], "{doc:#}");
+    assert_eq!(
+        rules(&doc),
+        ["livekit/node-ip", "livekit/node-ip"],
+        "{doc:#}"
+    );
     assert!(doc["findings"][0]["message"]
         .as_str()
         .unwrap()
@@ -191,12 +189,6 @@ fn a_base_file_with_a_real_mistake_is_still_caught() {
         &["check", "--format", "json", "base/livekit.yaml"],
     );
     let doc = json(&out);
-    let rules: Vec<&str> = doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["rule"].as_str().unwrap())
-        .collect();
-    assert_eq!(rules, ["livekit/use-external-ip"], "{doc:#}");
+    assert_eq!(rules(&doc), ["livekit/use-external-ip"], "{doc:#}");
     assert_eq!(doc["findings"][0]["origin"], "base");
 }

@@ -59,3 +59,15 @@ pub fn bad_fixtures() -> Vec<PathBuf> {
 pub fn relative(p: &Path) -> String {
     p.strip_prefix(root()).unwrap_or(p).display().to_string()
 }
+
+/// The rule ids of a JSON report's findings, in report order.
+pub fn rules(doc: &serde_json::Value) -> Vec<String> {
+    doc["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| f["rule"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
