@@ -83,16 +83,34 @@ impl Registry {
     /// The embedded bundle, then each `--policy` file, which replaces an
     /// embedded policy of the same id or adds a new one.
     pub fn load(runtime: Arc<Runtime>, extra: &[PathBuf]) -> Result<Self, PolicyError> {
-        let mut policies: Vec<Policy> = Vec::new();
-        for (id, wasm, sha256) in bundle::BUNDLE {
-            policies.push(load_one(
-                &runtime,
-                id,
-                wasm,
-                Some(*sha256),
-                PolicySource::Embedded,
-            )?);
-        }
+        // Mapping the cached code, pre-linking and compiling the settings
+        // schema are independent per policy: do them side by side.
+        let embedded: Vec<Result<Policy, PolicyError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = bundle::BUNDLE
+                .iter()
+                .map(|(id, wasm, sha256)| {
+                    let runtime = &runtime;
+                    scope.spawn(move || {
+                        load_one(runtime, id, wasm, Some(*sha256), PolicySource::Embedded)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .zip(bundle::BUNDLE)
+                .map(|(h, (id, ..))| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(PolicyError::Load {
+                            policy: id.to_string(),
+                            error: EngineError::Trap("loading it crashed a host thread".into()),
+                        })
+                    })
+                })
+                .collect()
+        });
+        let mut policies = embedded
+            .into_iter()
+            .collect::<Result<Vec<Policy>, PolicyError>>()?;
         for path in extra {
             let wasm = read(path)?;
             let p = load_one(

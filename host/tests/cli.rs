@@ -157,7 +157,7 @@ fn stdin_is_read_with_dash() {
     let yaml =
         std::fs::read(root().join("fixtures/rendered/bad/image-digest-latest.yaml")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_lkguard"))
-        .args(["check", "--format", "json", "-"])
+        .args(["check", "--deadline-ms", "120000", "--format", "json", "-"])
         .env("LKGUARD_CACHE_DIR", cache_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -11,8 +11,7 @@ pub struct TypeError {
 }
 
 fn check_as<T: DeserializeOwned>(value: &Value, base: &str) -> Result<(), TypeError> {
-    let de = value.clone();
-    match serde_path_to_error::deserialize::<_, T>(de) {
+    match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(_) => Ok(()),
         Err(e) => {
             let pointer = format!(

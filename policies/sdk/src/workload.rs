@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::model::Object;
@@ -57,7 +58,8 @@ pub fn pod_templates<'o, 'a>(objects: &'o [Object<'a>]) -> Vec<PodTemplate<'o, '
 pub fn pod_template<'o, 'a>(object: &'o Object<'a>) -> Option<PodTemplate<'o, 'a>> {
     let at = template_pointer(object)?;
     let raw = object.value.pointer(at)?;
-    let template: PodTemplateSpec = serde_json::from_value(raw.clone()).ok()?;
+    // Deserialize from the borrowed value: no copy of the whole template.
+    let template = PodTemplateSpec::deserialize(raw).ok()?;
     let spec = template.spec?;
     let labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
     Some(PodTemplate {
