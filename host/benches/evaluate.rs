@@ -91,7 +91,7 @@ fn main() {
         lkguard::check::registry(&[], Some(cache.path().to_path_buf()), Limits::default()).unwrap();
     let settings = registry.settings(&BTreeMap::new()).unwrap();
 
-    let runs = 200;
+    let runs = 500;
     let wasm = time(runs, || {
         let (f, failures) = registry.evaluate(batch, &settings);
         assert!(f.is_empty() && failures.is_empty());
