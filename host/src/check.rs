@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::engine::{Limits, Runtime};
+use crate::engine::{Lifetime, Limits, Runtime};
 use crate::load::{self, Loaded};
 use crate::locate::{self, Location};
 use crate::model::{Finding, Severity};
@@ -67,8 +67,9 @@ pub fn registry(
     policies: &[PathBuf],
     cache_dir: Option<PathBuf>,
     limits: Limits,
+    lifetime: Lifetime,
 ) -> Result<Registry, PolicyError> {
-    let runtime = Runtime::new(cache_dir, limits).map_err(|error| PolicyError::Load {
+    let runtime = Runtime::new(cache_dir, limits, lifetime).map_err(|error| PolicyError::Load {
         policy: "engine".into(),
         error,
     })?;
@@ -76,7 +77,12 @@ pub fn registry(
 }
 
 pub fn run(opts: &Options) -> Result<Outcome, PolicyError> {
-    let registry = registry(&opts.policies, opts.cache_dir.clone(), opts.limits)?;
+    let registry = registry(
+        &opts.policies,
+        opts.cache_dir.clone(),
+        opts.limits,
+        Lifetime::OneShot,
+    )?;
     let settings = registry.settings(&opts.settings)?;
     let loaded = load::load(&opts.paths);
     let (findings, failures) = if loaded.batch.resources.is_empty() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use lkguard::check::{self, Options};
-use lkguard::engine::Limits;
+use lkguard::engine::{Lifetime, Limits};
 use lkguard::report::{self, Format};
 
 #[derive(Parser)]
@@ -147,7 +147,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(outcome.exit_code() as u8)
         }
         Command::Policies { format, engine } => {
-            let registry = check::registry(&engine.policies, engine.cache_dir(), engine.limits())?;
+            let registry = check::registry(
+                &engine.policies,
+                engine.cache_dir(),
+                engine.limits(),
+                Lifetime::OneShot,
+            )?;
             let text = match format {
                 Format::Human => report::policies::human(&registry),
                 Format::Json => report::policies::json(&registry),
@@ -156,7 +161,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Explain { rule, engine } => {
-            let registry = check::registry(&engine.policies, engine.cache_dir(), engine.limits())?;
+            let registry = check::registry(
+                &engine.policies,
+                engine.cache_dir(),
+                engine.limits(),
+                Lifetime::OneShot,
+            )?;
             match report::policies::explain(&registry, &rule) {
                 Some(text) => {
                     emit(&mut stdout, &text)?;

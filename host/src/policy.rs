@@ -85,29 +85,21 @@ impl Registry {
     pub fn load(runtime: Arc<Runtime>, extra: &[PathBuf]) -> Result<Self, PolicyError> {
         // Mapping the cached code, pre-linking and compiling the settings
         // schema are independent per policy: do them side by side.
-        let embedded: Vec<Result<Policy, PolicyError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = bundle::BUNDLE
-                .iter()
-                .map(|(id, wasm, sha256)| {
-                    let runtime = &runtime;
-                    scope.spawn(move || {
-                        load_one(runtime, id, wasm, Some(*sha256), PolicySource::Embedded)
+        let embedded: Vec<Result<Policy, PolicyError>> =
+            on_workers(bundle::BUNDLE, |(id, wasm, sha256)| {
+                load_one(&runtime, id, wasm, Some(*sha256), PolicySource::Embedded)
+            })
+            .into_iter()
+            .zip(bundle::BUNDLE)
+            .map(|(r, (id, ..))| {
+                r.unwrap_or_else(|| {
+                    Err(PolicyError::Load {
+                        policy: id.to_string(),
+                        error: EngineError::Trap("loading it crashed a host thread".into()),
                     })
                 })
-                .collect();
-            handles
-                .into_iter()
-                .zip(bundle::BUNDLE)
-                .map(|(h, (id, ..))| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(PolicyError::Load {
-                            policy: id.to_string(),
-                            error: EngineError::Trap("loading it crashed a host thread".into()),
-                        })
-                    })
-                })
-                .collect()
-        });
+            })
+            .collect();
         let mut policies = embedded
             .into_iter()
             .collect::<Result<Vec<Policy>, PolicyError>>()?;
@@ -186,31 +178,26 @@ impl Registry {
         settings: &BTreeMap<String, String>,
     ) -> (Vec<(String, Finding)>, Vec<Failure>) {
         let prepared = self.runtime.prepare(batch);
-        let results: Vec<(String, Result<Vec<Finding>, String>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .policies
-                .iter()
-                .map(|p| {
-                    let s = settings.get(p.id()).map(String::as_str).unwrap_or("{}");
-                    let prepared = &prepared;
-                    let handle = scope.spawn(move || {
-                        self.runtime
-                            .validate(&p.component, prepared, s)
-                            .map_err(|e| e.to_string())
-                    });
-                    (p.id().to_string(), handle)
+        let results: Vec<(String, Result<Vec<Finding>, String>)> =
+            on_workers(&self.policies, |p| {
+                let s = settings.get(p.id()).map(String::as_str).unwrap_or("{}");
+                let r = self
+                    .runtime
+                    .validate(&p.component, &prepared, s)
+                    .map_err(|e| e.to_string());
+                (p.id().to_string(), r)
+            })
+            .into_iter()
+            .zip(&self.policies)
+            .map(|(r, p)| {
+                r.unwrap_or_else(|| {
+                    (
+                        p.id().to_string(),
+                        Err("crashed the host thread evaluating it".to_string()),
+                    )
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|(id, h)| {
-                    let r = h.join().unwrap_or_else(|_| {
-                        Err("crashed the host thread evaluating it".to_string())
-                    });
-                    (id, r)
-                })
-                .collect()
-        });
+            })
+            .collect();
         let mut findings = Vec::new();
         let mut failures = Vec::new();
         for (policy, result) in results {
@@ -236,6 +223,40 @@ impl Registry {
         }
         (findings, failures)
     }
+}
+
+/// Runs `f` on every item, on at most one worker per core (the calling
+/// thread is one of them), and returns the results in item order. A worker
+/// thread per item cost more than the evaluations themselves on small batches:
+/// spawning, and every extra thread widening the TLB shootdowns that resetting
+/// a pooled instance's memory sends. `None` where `f` panicked.
+pub fn on_workers<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<Option<R>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(item) = items.get(i) else { break };
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item))).ok();
+        if let Ok(mut slot) = results[i].lock() {
+            *slot = r;
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..workers {
+            scope.spawn(work);
+        }
+        work();
+    });
+    results
+        .into_iter()
+        .map(|m| m.into_inner().ok().flatten())
+        .collect()
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, PolicyError> {
@@ -277,4 +298,25 @@ fn load_one(
         component,
         schema,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_workers;
+
+    #[test]
+    fn workers_keep_item_order_and_contain_a_panic() {
+        let items: Vec<u32> = (0..9).collect();
+        let out = on_workers(&items, |&i| {
+            if i == 4 {
+                panic!("policy thread crashed");
+            }
+            i * 10
+        });
+        let expected: Vec<Option<u32>> = (0..9)
+            .map(|i| if i == 4 { None } else { Some(i * 10) })
+            .collect();
+        assert_eq!(out, expected);
+        assert!(on_workers(&[] as &[u32], |&i| i).is_empty());
+    }
 }
