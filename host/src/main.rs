@@ -88,6 +88,15 @@ impl EngineArgs {
             .or_else(|| env("HOME").map(|d| d.join(".cache").join("lkguard")))
     }
 
+    fn registry(&self) -> Result<lkguard::policy::Registry, lkguard::policy::PolicyError> {
+        check::registry(
+            &self.policies,
+            self.cache_dir(),
+            self.limits(),
+            Lifetime::OneShot,
+        )
+    }
+
     fn limits(&self) -> Limits {
         Limits {
             deadline: Duration::from_millis(self.deadline_ms),
@@ -147,12 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(outcome.exit_code() as u8)
         }
         Command::Policies { format, engine } => {
-            let registry = check::registry(
-                &engine.policies,
-                engine.cache_dir(),
-                engine.limits(),
-                Lifetime::OneShot,
-            )?;
+            let registry = engine.registry()?;
             let text = match format {
                 Format::Human => report::policies::human(&registry),
                 Format::Json => report::policies::json(&registry),
@@ -161,12 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Explain { rule, engine } => {
-            let registry = check::registry(
-                &engine.policies,
-                engine.cache_dir(),
-                engine.limits(),
-                Lifetime::OneShot,
-            )?;
+            let registry = engine.registry()?;
             match report::policies::explain(&registry, &rule) {
                 Some(text) => {
                     emit(&mut stdout, &text)?;
