@@ -451,13 +451,27 @@ fn pool(limits: Limits, lifetime: Lifetime) -> PoolingAllocationConfig {
 }
 
 /// Best effort: a cache that cannot be written only costs the next run a compile.
+///
+/// The temporary name is unique per write, not per process: policies load on
+/// parallel threads, and a shared temporary file once let one thread rename
+/// another policy's compiled code into place, so a policy ran as another and
+/// its rule silently passed.
 fn write_cache(path: &Path, bytes: &[u8]) {
-    let Some(dir) = path.parent() else { return };
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
-    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
-    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
+    let tmp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
+    if std::fs::write(&tmp, bytes).is_err() || std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
 }

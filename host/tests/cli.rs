@@ -266,3 +266,31 @@ fn a_policy_over_its_memory_cap_fails_closed_and_others_still_report() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text.contains("exceeded its memory cap of 1 MiB"), "{text}");
 }
+
+#[test]
+fn a_cache_filled_by_parallel_loads_runs_each_policy_as_itself() {
+    // Policies compile on parallel threads into one cache directory. A write
+    // that raced another once stored one policy's code under another's key,
+    // and that policy's rule then silently passed on every later run.
+    let one_per_rule = [
+        ("image-digest-tag-only.yaml", "livekit/image-digest"),
+        ("node-ip-empty.yaml", "livekit/node-ip"),
+        ("rtc-service-missing.yaml", "livekit/rtc-service"),
+        (
+            "secrets-source-literal-api-key.yaml",
+            "livekit/secrets-source",
+        ),
+        ("use-external-ip-true.yaml", "livekit/use-external-ip"),
+    ];
+    for _ in 0..2 {
+        let cache = tempfile::tempdir().unwrap();
+        let cache = cache.path().to_str().unwrap();
+        let fill = lkguard(&["policies", "--cache-dir", cache]);
+        assert!(fill.status.success(), "{}", stderr(&fill));
+        for (file, rule) in one_per_rule {
+            let path = format!("fixtures/rendered/bad/{file}");
+            let out = lkguard(&["check", "--format", "json", "--cache-dir", cache, &path]);
+            assert_eq!(rules(&json(&out)), [rule], "{file}");
+        }
+    }
+}
