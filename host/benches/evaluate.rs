@@ -81,7 +81,7 @@ fn main() {
         root.join("fixtures/rendered/staging.yaml"),
         root.join("fixtures/rendered/production.yaml"),
     ];
-    let loaded = lkguard::load::load(&renders[..1]);
+    let loaded = lkguard::load::load(&renders[..1], &Default::default());
     assert!(loaded.errors.is_empty());
     let batch = &loaded.batch;
 
@@ -149,6 +149,26 @@ fn main() {
     let warm_dir = tempfile::tempdir().unwrap();
     check(warm_dir.path());
     let warm = time(31, || check(warm_dir.path()));
+    // The fixture tree as a user runs it: both overlays rendered by
+    // kustomize, then checked; and kustomize alone on one overlay, for scale.
+    let tree = root.join("fixtures/deploy/k8s");
+    let tree_run = time(11, || {
+        let out = Command::new(bin)
+            .arg("check")
+            .arg(&tree)
+            .env("LKGUARD_CACHE_DIR", warm_dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+    });
+    let kustomize_alone = time(11, || {
+        let out = Command::new("kubectl")
+            .args(["kustomize"])
+            .arg(tree.join("overlays/staging"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    });
     let version = time(31, || {
         Command::new(bin).arg("--version").output().unwrap();
     });
@@ -196,5 +216,11 @@ fn main() {
     row(
         "`lkguard --version` (process start alone, 31 runs)",
         version,
+    );
+    println!("lkguard check fixtures/deploy/k8s (kustomize renders 2 overlays), warm cache:");
+    row("whole process (11 runs)", tree_run);
+    row(
+        "`kubectl kustomize overlays/staging` alone (11 runs)",
+        kustomize_alone,
     );
 }

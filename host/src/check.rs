@@ -18,6 +18,7 @@ pub struct Options {
     pub settings: BTreeMap<String, Value>,
     pub cache_dir: Option<PathBuf>,
     pub limits: Limits,
+    pub load: load::LoadOptions,
 }
 
 /// A finding and where it is.
@@ -26,6 +27,9 @@ pub struct Located {
     pub policy: String,
     pub finding: Finding,
     pub location: Option<Location>,
+    /// Other origins (overlays) where the same finding is at the same place:
+    /// a mistake in a base shows once, naming every overlay it reaches.
+    pub also_in: Vec<String>,
 }
 
 pub struct Outcome {
@@ -63,6 +67,39 @@ impl Outcome {
     }
 }
 
+/// One finding per place: the same rule and message at the same exact
+/// location through several overlays is one mistake in a shared file.
+fn merge_across_origins(loaded: &Loaded, findings: Vec<Located>) -> Vec<Located> {
+    let origin_of = |l: &Located| {
+        loaded
+            .batch
+            .resources
+            .get(l.finding.resource as usize)
+            .and_then(|r| loaded.batch.origins.get(r.origin as usize))
+            .map(|o| o.name.clone())
+            .unwrap_or_default()
+    };
+    let mut out: Vec<Located> = Vec::new();
+    for l in findings {
+        let same_place = out.last_mut().filter(|prev| {
+            prev.location.is_some_and(|p| p.exact)
+                && prev.location == l.location
+                && prev.finding.rule == l.finding.rule
+                && prev.finding.message == l.finding.message
+        });
+        match same_place {
+            Some(prev) => {
+                let origin = origin_of(&l);
+                if origin != origin_of(prev) && !prev.also_in.contains(&origin) {
+                    prev.also_in.push(origin);
+                }
+            }
+            None => out.push(l),
+        }
+    }
+    out
+}
+
 pub fn registry(
     policies: &[PathBuf],
     cache_dir: Option<PathBuf>,
@@ -84,7 +121,7 @@ pub fn run(opts: &Options) -> Result<Outcome, PolicyError> {
         Lifetime::OneShot,
     )?;
     let settings = registry.settings(&opts.settings)?;
-    let loaded = load::load(&opts.paths);
+    let loaded = load::load(&opts.paths, &opts.load);
     let (findings, failures) = if loaded.batch.resources.is_empty() {
         (Vec::new(), Vec::new())
     } else {
@@ -98,6 +135,7 @@ pub fn run(opts: &Options) -> Result<Outcome, PolicyError> {
                 policy,
                 finding,
                 location,
+                also_in: Vec::new(),
             }
         })
         .collect();
@@ -114,6 +152,7 @@ pub fn run(opts: &Options) -> Result<Outcome, PolicyError> {
         key(a).cmp(&key(b))
     });
     findings.dedup_by(|a, b| a.finding == b.finding);
+    let findings = merge_across_origins(&loaded, findings);
     Ok(Outcome {
         loaded,
         findings,

@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod engine;
+pub mod kustomize;
 pub mod load;
 pub mod locate;
 pub mod model;

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::load::spans::{self, Mark, NodeSpan, Style};
-use crate::load::{Loaded, SourceFile};
+use crate::load::{Loaded, Place, SourceFile};
 use crate::model::Finding;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,23 +80,45 @@ pub fn embedded_spans(doc_value: &Value, path: &str) -> Option<spans::SpanIndex>
 }
 
 pub fn locate(loaded: &Loaded, finding: &Finding) -> Option<Location> {
-    let place = loaded.places.get(finding.resource as usize)?;
-    let file: &SourceFile = loaded.files.get(place.file)?;
-    let doc = file.documents.get(place.document)?;
+    match *loaded.places.get(finding.resource as usize)? {
+        Place::File { file, document } => in_document(
+            loaded,
+            file,
+            document,
+            &finding.path,
+            finding.embedded_path.as_deref(),
+        ),
+        Place::Rendered { render, object } => {
+            crate::kustomize::source::locate(loaded, render, object, finding)
+        }
+    }
+}
+
+/// The place of `pointer` (and `embedded`, a pointer inside the YAML string
+/// at `pointer`) in one document of a loaded file.
+pub fn in_document(
+    loaded: &Loaded,
+    file_index: usize,
+    document: usize,
+    pointer: &str,
+    embedded: Option<&str>,
+) -> Option<Location> {
+    let file: &SourceFile = loaded.files.get(file_index)?;
+    let doc = file.documents.get(document)?;
     let lines = Lines::new(&file.text);
-    let (span, mut exact) = doc.spans.locate(&finding.path)?;
+    let (span, mut exact) = doc.spans.locate(pointer)?;
     let mut offset = span.anchor().offset;
 
-    if let Some(inner_path) = &finding.embedded_path {
+    if let Some(inner_path) = embedded {
         let inner = exact
-            .then(|| embedded_spans(&doc.value, &finding.path))
+            .then(|| embedded_spans(&doc.value, pointer))
             .flatten()
             .and_then(|idx| {
                 let (s, inner_exact) = match idx.locate(inner_path) {
                     Some((s, e)) => (s.anchor(), e),
                     None => (idx.start?, false),
                 };
-                let text = doc.value.pointer(&finding.path)?.as_str()?;
+                let text = doc.value.pointer(pointer)?.as_str()?;
                 let (line, col) = embedded_mark(span, text, s)?;
                 Some((lines.offset(line, col)?, inner_exact))
             });
@@ -110,7 +132,7 @@ pub fn locate(loaded: &Loaded, finding: &Finding) -> Option<Location> {
     }
     let (line, col) = crate::load::line_col(&file.text, offset);
     Some(Location {
-        file: place.file,
+        file: file_index,
         line,
         col,
         offset,

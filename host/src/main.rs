@@ -34,6 +34,9 @@ enum Command {
         /// Settings for one policy, as ID=JSON (e.g. rtc-service='{"udp_port":3478}'). Repeatable.
         #[arg(long = "settings", value_name = "ID=JSON")]
         settings: Vec<String>,
+        /// How to render kustomize roots, e.g. 'kustomize build' or 'kubectl kustomize' [default: whichever is on PATH].
+        #[arg(long, value_name = "CMD")]
+        kustomize: Option<String>,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -138,6 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             paths,
             format,
             settings,
+            kustomize,
             engine,
         } => {
             let opts = Options {
@@ -146,6 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 settings: parse_settings(&settings)?,
                 cache_dir: engine.cache_dir(),
                 limits: engine.limits(),
+                load: lkguard::load::LoadOptions { kustomize },
             };
             let outcome = check::run(&opts)?;
             let text = match format {

@@ -1,12 +1,12 @@
-//! Paths on the command line -> files -> one batch.
+//! Paths on the command line -> files and kustomize renders -> one batch.
 //!
-//! Each file argument is one origin; each directory argument is one origin,
-//! except that a directory holding a kustomization is a kustomize source: its
-//! files are not deployable as written (a base lacks per-environment values,
-//! an overlay holds only patches), so they form their own non-deployable
-//! origin and the patch files listed in the kustomization are not objects.
+//! A path inside a kustomize tree is a source, not something applied: it
+//! re-renders every root (overlay) whose build includes it, and the render is
+//! what the policies see, one origin per root. YAML outside any
+//! kustomization is checked as written: each file argument, and each
+//! directory argument, is one origin.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -15,12 +15,12 @@ use serde_json::Value;
 use super::documents::{self, Document};
 use super::typed;
 use super::LoadError;
+use crate::kustomize::render::Origin as RenderOrigin;
+use crate::kustomize::{RenderError, RenderedObject, Renderer, Tree};
 use crate::model::{Batch, Origin, Resource};
 
 /// Files larger than this are refused rather than parsed.
 pub const MAX_FILE_BYTES: usize = 32 << 20;
-
-const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// One file read from disk or stdin.
 #[derive(Debug, Clone)]
@@ -33,9 +33,29 @@ pub struct SourceFile {
 
 /// Where a resource of the batch came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Place {
-    pub file: usize,
-    pub document: usize,
+pub enum Place {
+    /// A document of a file, checked as written.
+    File { file: usize, document: usize },
+    /// An object of a kustomize render.
+    Rendered { render: usize, object: usize },
+}
+
+/// One kustomize root, rendered.
+#[derive(Debug, Clone)]
+pub struct Render {
+    /// As the user sees it (relative to the working directory).
+    pub name: String,
+    /// Its kustomization file (canonical).
+    pub kustomization: PathBuf,
+    pub objects: Vec<RenderedObject>,
+}
+
+/// How to load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The kustomize command (`kustomize build`, `kubectl kustomize`);
+    /// `None` finds one on PATH.
+    pub kustomize: Option<String>,
 }
 
 /// Everything loaded: the batch policies see and the way back to the files.
@@ -45,12 +65,24 @@ pub struct Loaded {
     pub batch: Batch,
     /// Parallel to `batch.resources`.
     pub places: Vec<Place>,
+    pub renders: Vec<Render>,
+    /// Files read to map rendered fields back (bases, patches,
+    /// kustomization files), by canonical path, as indexes into `files`.
+    pub sources: HashMap<PathBuf, usize>,
     /// Documents that are not Kubernetes objects (no apiVersion/kind).
     pub skipped: usize,
     pub errors: Vec<LoadError>,
 }
 
 impl Loaded {
+    /// The loaded source file at `path`, if it was read.
+    pub fn source(&self, path: &Path) -> Option<usize> {
+        self.sources.get(path).copied().or_else(|| {
+            let canonical = path.canonicalize().ok()?;
+            self.sources.get(&canonical).copied()
+        })
+    }
+
     fn origin(&mut self, name: String, deployable: bool) -> u32 {
         if let Some(i) = self.batch.origins.iter().position(|o| o.name == name) {
             return i as u32;
@@ -113,7 +145,7 @@ impl Loaded {
                 continue;
             }
             self.batch.resources.push(resource);
-            self.places.push(Place { file, document: d });
+            self.places.push(Place::File { file, document: d });
         }
         self.files.push(SourceFile {
             name,
@@ -140,8 +172,11 @@ fn resource(value: &Value, origin: u32) -> Option<Resource> {
 }
 
 /// Loads every path; `-` reads stdin.
-pub fn load(paths: &[PathBuf]) -> Loaded {
+pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Loaded {
     let mut loaded = Loaded::default();
+    let mut trees: HashMap<PathBuf, Tree> = HashMap::new();
+    // Canonical root directory -> kustomization file, in path order.
+    let mut roots: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
     for path in paths {
         let display = path.display().to_string();
         if display == "-" {
@@ -159,25 +194,182 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
                     message: e.to_string(),
                 }),
             }
-        } else if path.is_dir() {
-            load_dir(&mut loaded, path);
-        } else {
-            // A file inside a kustomize directory is a base or overlay file,
-            // as in the directory walk: not deployable, and a patch is no object.
-            match kustomize_owner(path) {
-                Some((_, k)) if is_patch(&k, path) => loaded.skipped += 1,
-                Some((dir, _)) => {
-                    let origin = loaded.origin(dir.display().to_string(), false);
-                    read_into(&mut loaded, path, origin);
-                }
-                None => {
-                    let origin = loaded.origin(display.clone(), true);
-                    read_into(&mut loaded, path, origin);
+            continue;
+        }
+        let top = search_top(path);
+        let tree = trees
+            .entry(top.clone())
+            .or_insert_with(|| Tree::discover(&top));
+        for root in tree.roots_affected_by(path) {
+            roots.insert(root.dir.clone(), root.file.clone());
+        }
+        if path.is_dir() {
+            let plain: Vec<PathBuf> = yaml_files(&mut loaded, path)
+                .into_iter()
+                .filter(|f| tree.owner(f).is_none())
+                .collect();
+            if !plain.is_empty() {
+                let origin = loaded.origin(display, true);
+                for file in plain {
+                    read_into(&mut loaded, &file, origin);
                 }
             }
+        } else if !path.exists() || tree.owner(path).is_none() {
+            let origin = loaded.origin(display, true);
+            read_into(&mut loaded, path, origin);
         }
     }
+    if !roots.is_empty() {
+        render_roots(&mut loaded, &roots, opts);
+    }
     loaded
+}
+
+/// Where to look for the kustomizations a path may belong to: the nearest
+/// directory holding `lkguard.yaml` or `.git` (the repository), else the
+/// working directory when the path is inside it, else the path itself.
+fn search_top(path: &Path) -> PathBuf {
+    let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let start = if abs.is_dir() {
+        abs.clone()
+    } else {
+        abs.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    if let Some(repo) = start
+        .ancestors()
+        .find(|d| d.join("lkguard.yaml").is_file() || d.join(".git").exists())
+    {
+        return repo.to_path_buf();
+    }
+    match std::env::current_dir().and_then(|d| d.canonicalize()) {
+        Ok(cwd) if start.starts_with(&cwd) => cwd,
+        _ => start,
+    }
+}
+
+/// How a path is shown: relative to the working directory when inside it.
+pub fn display_path(path: &Path) -> String {
+    let cwd = std::env::current_dir().and_then(|d| d.canonicalize());
+    match cwd
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+    {
+        Some(rel) if rel.as_os_str().is_empty() => ".".into(),
+        Some(rel) => rel.display().to_string(),
+        None => path.display().to_string(),
+    }
+}
+
+fn render_roots(loaded: &mut Loaded, roots: &BTreeMap<PathBuf, PathBuf>, opts: &LoadOptions) {
+    let renderer = match Renderer::find(opts.kustomize.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            loaded.errors.push(LoadError::Render(e));
+            return;
+        }
+    };
+    let roots: Vec<(&PathBuf, &PathBuf)> = roots.iter().collect();
+    let results =
+        crate::policy::on_workers(&roots, |(dir, _)| renderer.render(dir, &display_path(dir)));
+    for ((dir, kfile), result) in roots.into_iter().zip(results) {
+        let name = display_path(dir);
+        let objects = match result {
+            Some(Ok(objects)) => objects,
+            Some(Err(e)) => {
+                loaded.errors.push(LoadError::Render(e));
+                continue;
+            }
+            None => {
+                loaded.errors.push(LoadError::Render(RenderError::Failed {
+                    root: name,
+                    message: "rendering crashed a host thread".into(),
+                }));
+                continue;
+            }
+        };
+        add_render(loaded, name, kfile.clone(), objects);
+    }
+}
+
+fn add_render(
+    loaded: &mut Loaded,
+    name: String,
+    kustomization: PathBuf,
+    objects: Vec<RenderedObject>,
+) {
+    let origin = loaded.origin(name.clone(), true);
+    let render = loaded.renders.len();
+    let mut wanted: Vec<PathBuf> = vec![kustomization.clone()];
+    for (i, obj) in objects.iter().enumerate() {
+        match &obj.origin {
+            Some(RenderOrigin::File(p)) | Some(RenderOrigin::Generated(p)) => {
+                wanted.push(p.clone())
+            }
+            _ => {}
+        }
+        wanted.extend(obj.transformed_by.iter().cloned());
+        let Some(resource) = resource(&obj.value, origin) else {
+            continue;
+        };
+        if let Err(e) = typed::check(&obj.value) {
+            loaded.errors.push(LoadError::Render(RenderError::Failed {
+                root: name.clone(),
+                message: format!(
+                    "{} {}: {} (at {})",
+                    resource.kind, resource.name, e.message, e.pointer
+                ),
+            }));
+            continue;
+        }
+        loaded.batch.resources.push(resource);
+        loaded.places.push(Place::Rendered { render, object: i });
+    }
+    // Patch files of the kustomizations involved, so a field they set can be
+    // pointed at.
+    let kustomizations: Vec<PathBuf> = wanted
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| crate::kustomize::tree::FILE_NAMES.contains(&n))
+        })
+        .cloned()
+        .collect();
+    for k in kustomizations {
+        wanted.extend(crate::kustomize::tree::patch_files(&k));
+    }
+    for path in wanted {
+        add_source(loaded, &path);
+    }
+    loaded.renders.push(Render {
+        name,
+        kustomization,
+        objects,
+    });
+}
+
+/// Reads a file only to point into it; it adds no resources.
+fn add_source(loaded: &mut Loaded, path: &Path) {
+    if loaded.sources.contains_key(path) {
+        return;
+    }
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    if text.len() > MAX_FILE_BYTES {
+        return;
+    }
+    let Ok(documents) = documents::parse(&text) else {
+        return;
+    };
+    loaded
+        .sources
+        .insert(path.to_path_buf(), loaded.files.len());
+    loaded.files.push(SourceFile {
+        name: display_path(path),
+        text,
+        documents,
+    });
 }
 
 fn read_into(loaded: &mut Loaded, path: &Path, origin: u32) {
@@ -216,75 +408,12 @@ fn is_yaml(path: &Path) -> bool {
     )
 }
 
-fn kustomization_in(dir: &Path) -> Option<PathBuf> {
-    KUSTOMIZATION_FILES
-        .iter()
-        .map(|f| dir.join(f))
-        .find(|p| p.is_file())
-}
-
-/// Files a kustomization uses as patches: partial objects, not resources.
-fn patch_files(kustomization: &Path) -> BTreeSet<PathBuf> {
-    let dir = kustomization.parent().unwrap_or(Path::new("."));
-    let Ok(text) = std::fs::read_to_string(kustomization) else {
-        return BTreeSet::new();
-    };
-    let Ok(value) = serde_yaml::from_str::<Value>(&text) else {
-        return BTreeSet::new();
-    };
-    let mut out = BTreeSet::new();
-    for field in ["patches", "patchesStrategicMerge", "patchesJson6902"] {
-        for item in value
-            .get(field)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let path = item
-                .as_str()
-                .or_else(|| item.get("path").and_then(Value::as_str));
-            if let Some(p) = path {
-                out.insert(dir.join(p));
-            }
-        }
-    }
-    out
-}
-
-/// The kustomization a file belongs to: in its directory, or one level up
-/// (an overlay's `patches/` folder).
-fn kustomize_owner(file: &Path) -> Option<(PathBuf, PathBuf)> {
-    let parent = file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    [parent.to_path_buf(), parent.join("..")]
-        .into_iter()
-        .find_map(|dir| kustomization_in(&dir).map(|k| (dir, k)))
-}
-
-fn is_patch(kustomization: &Path, file: &Path) -> bool {
-    let Ok(file) = file.canonicalize() else {
-        return false;
-    };
-    patch_files(kustomization)
-        .iter()
-        .any(|p| p.canonicalize().is_ok_and(|p| p == file))
-}
-
-fn load_dir(loaded: &mut Loaded, root: &Path) {
-    let root_origin = root.display().to_string();
-    let mut stack = vec![(root.to_path_buf(), None::<(u32, BTreeSet<PathBuf>)>)];
+/// Every *.yaml/*.yml below a directory, sorted, hidden entries skipped.
+fn yaml_files(loaded: &mut Loaded, root: &Path) -> Vec<PathBuf> {
+    let mut stack = vec![root.to_path_buf()];
     let mut files = Vec::new();
-    while let Some((dir, inherited)) = stack.pop() {
-        let kustomize = match kustomization_in(&dir) {
-            Some(k) => {
-                let origin = loaded.origin(dir.display().to_string(), false);
-                Some((origin, patch_files(&k)))
-            }
-            None => inherited,
-        };
-        let mut entries: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+    while let Some(dir) = stack.pop() {
+        let entries: Vec<PathBuf> = match std::fs::read_dir(&dir) {
             Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
             Err(e) => {
                 loaded.errors.push(LoadError::Io {
@@ -294,8 +423,7 @@ fn load_dir(loaded: &mut Loaded, root: &Path) {
                 continue;
             }
         };
-        entries.sort();
-        for entry in entries.into_iter().rev() {
+        for entry in entries {
             let hidden = entry
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -304,27 +432,12 @@ fn load_dir(loaded: &mut Loaded, root: &Path) {
                 continue;
             }
             if entry.is_dir() {
-                stack.push((entry, kustomize.clone()));
+                stack.push(entry);
             } else if is_yaml(&entry) {
-                let is_kustomization = entry
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| KUSTOMIZATION_FILES.contains(&n));
-                let is_patch = kustomize
-                    .as_ref()
-                    .is_some_and(|(_, patches)| patches.contains(&entry));
-                if !is_kustomization && !is_patch {
-                    files.push((entry, kustomize.as_ref().map(|(o, _)| *o)));
-                }
+                files.push(entry);
             }
         }
     }
     files.sort();
-    for (file, origin) in files {
-        let origin = match origin {
-            Some(o) => o,
-            None => loaded.origin(root_origin.clone(), true),
-        };
-        read_into(loaded, &file, origin);
-    }
+    files
 }

@@ -5,7 +5,7 @@ pub mod inputs;
 pub mod spans;
 pub mod typed;
 
-pub use inputs::{load, Loaded, Place, SourceFile};
+pub use inputs::{display_path, load, LoadOptions, Loaded, Place, Render, SourceFile};
 
 /// Input that could not be turned into objects. Shown as `file:line:col:
 /// message` with no source snippet: a file that does not parse cannot be
@@ -22,6 +22,9 @@ pub enum LoadError {
         size: usize,
         limit: usize,
     },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Render(#[from] crate::kustomize::RenderError),
     #[error("{file}:{line}:{col}: {message}")]
     #[diagnostic(code(lkguard::invalid_yaml))]
     Syntax {
@@ -48,6 +51,8 @@ impl LoadError {
             LoadError::Io { file, .. }
             | LoadError::TooLarge { file, .. }
             | LoadError::Syntax { file, .. } => file,
+            LoadError::Render(crate::kustomize::RenderError::Failed { root, .. }) => root,
+            LoadError::Render(crate::kustomize::RenderError::NotFound) => "kustomize",
         }
     }
 }

@@ -29,7 +29,11 @@ pub fn render(outcome: &Outcome, color: bool) -> String {
     let mut out = String::new();
 
     for e in &loaded.errors {
-        let _ = writeln!(out, "error[input]: {e}\n");
+        let _ = writeln!(out, "error[input]: {e}");
+        if let Some(help) = miette::Diagnostic::help(e) {
+            let _ = writeln!(out, "  help: {help}");
+        }
+        let _ = writeln!(out);
     }
     for f in &outcome.failures {
         let _ = writeln!(out, "error[policy]: policy {} {}\n", f.policy, f.message);
@@ -37,10 +41,24 @@ pub fn render(outcome: &Outcome, color: bool) -> String {
     for l in &outcome.findings {
         let f = &l.finding;
         let r = &loaded.batch.resources[f.resource as usize];
-        let what = match &r.namespace {
+        let mut what = match &r.namespace {
             Some(ns) => format!("{} {ns}/{}", r.kind, r.name),
             None => format!("{} {}", r.kind, r.name),
         };
+        // A finding in a render: say which overlay(s), since the file shown
+        // may be a base that several overlays share.
+        if let Some(crate::load::Place::Rendered { .. }) = loaded.places.get(f.resource as usize) {
+            let origin = &loaded.batch.origins[r.origin as usize].name;
+            what = format!(
+                "{what} in {}",
+                [origin]
+                    .into_iter()
+                    .chain(&l.also_in)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         let mut diag = MietteDiagnostic::new(f.message.clone())
             .with_code(f.rule.clone())
             .with_severity(match f.severity {

@@ -28,6 +28,7 @@ pub fn render(outcome: &Outcome) -> String {
                 "column": l.location.map(|p| p.col),
                 "exact": l.location.is_some_and(|p| p.exact),
                 "origin": origin,
+                "alsoIn": l.also_in,
                 "resource": {
                     "apiVersion": r.api_version,
                     "kind": r.kind,

@@ -1,0 +1,289 @@
+//! Kustomize roots through the real binary and a real kustomize (kubectl's
+//! built-in one, or `kustomize` when on PATH): which overlays a path reaches,
+//! and that every finding points at the file and line a person must edit.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// (rule, file, line) of each finding, in report order.
+fn places(doc: &serde_json::Value) -> Vec<(String, String, u64)> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["file"].as_str().unwrap_or("?").to_string(),
+                f["line"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn place(rule: &str, file: &str, line: u64) -> (String, String, u64) {
+    (rule.to_string(), file.to_string(), line)
+}
+
+/// The first non-comment line of `file` containing `needle`, so fixtures can
+/// keep their comments without the tests hard-coding numbers twice.
+fn line_of(file: &str, needle: &str) -> u64 {
+    let text = std::fs::read_to_string(root().join(file)).unwrap();
+    1 + text
+        .lines()
+        .position(|l| !l.trim_start().starts_with('#') && l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in {file}")) as u64
+}
+
+#[test]
+fn the_fixture_overlays_render_clean_and_the_base_alone_is_not_deployable() {
+    for path in [
+        "fixtures/deploy/k8s",
+        "fixtures/deploy/k8s/base",
+        "fixtures/deploy/k8s/overlays/staging",
+    ] {
+        let out = lkguard(&["check", "--format", "json", path]);
+        let doc = json(&out);
+        assert_eq!(doc["findings"], serde_json::json!([]), "{path}: {doc:#}");
+        assert_eq!(out.status.code(), Some(0), "{path}: {}", stderr(&out));
+    }
+    // The base directory reaches both overlays (20 objects), never itself.
+    let doc = json(&lkguard(&[
+        "check",
+        "--format",
+        "json",
+        "fixtures/deploy/k8s/base",
+    ]));
+    assert_eq!(doc["summary"]["resources"], 20, "{doc:#}");
+}
+
+#[test]
+fn a_changed_base_file_or_patch_rerenders_the_overlays_that_include_it() {
+    // What the pre-commit hook passes: changed files, not overlays.
+    let out = lkguard(&[
+        "check",
+        "--format",
+        "json",
+        "fixtures/deploy/k8s/overlays/staging/patches/livekit-node-ip.yaml",
+    ]);
+    let doc = json(&out);
+    assert_eq!(doc["summary"]["resources"], 10, "staging only: {doc:#}");
+    let out = lkguard(&[
+        "check",
+        "--format",
+        "json",
+        "fixtures/deploy/k8s/base/livekit.yaml",
+    ]);
+    let doc = json(&out);
+    assert_eq!(doc["summary"]["resources"], 20, "both overlays: {doc:#}");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn each_mistake_points_at_the_file_and_line_to_edit() {
+    let a = "fixtures/kustomize/overlay-mistakes/overlays";
+    let cases = [
+        (
+            format!("{a}/node-ip-fieldref"),
+            place(
+                "livekit/node-ip",
+                &format!("{a}/node-ip-fieldref/patches/livekit-node-ip.yaml"),
+                line_of(
+                    &format!("{a}/node-ip-fieldref/patches/livekit-node-ip.yaml"),
+                    "valueFrom:",
+                ),
+            ),
+        ),
+        (
+            format!("{a}/image-tag-only"),
+            place(
+                "livekit/image-digest",
+                &format!("{a}/image-tag-only/kustomization.yaml"),
+                line_of(&format!("{a}/image-tag-only/kustomization.yaml"), "newTag:"),
+            ),
+        ),
+        (
+            format!("{a}/json6902-node-ip"),
+            place(
+                "livekit/node-ip",
+                &format!("{a}/json6902-node-ip/kustomization.yaml"),
+                line_of(
+                    &format!("{a}/json6902-node-ip/kustomization.yaml"),
+                    "value: \"<LB_IP>\"",
+                ),
+            ),
+        ),
+        (
+            "fixtures/kustomize/base-mistake/overlays/staging".to_string(),
+            place(
+                "livekit/use-external-ip",
+                "fixtures/kustomize/base-mistake/base/livekit.yaml",
+                line_of(
+                    "fixtures/kustomize/base-mistake/base/livekit.yaml",
+                    "use_external_ip: true",
+                ),
+            ),
+        ),
+    ];
+    for (overlay, expected) in cases {
+        let out = lkguard(&["check", "--format", "json", &overlay]);
+        let doc = json(&out);
+        assert_eq!(places(&doc), [expected], "{overlay}: {doc:#}");
+        assert_eq!(doc["findings"][0]["exact"], true, "{overlay}");
+        assert_eq!(doc["findings"][0]["origin"], overlay.as_str());
+        assert_eq!(out.status.code(), Some(1));
+    }
+}
+
+/// A copy of the fixture tree in a fresh git repository, for mutations.
+fn fixture_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("fixtures/deploy"), &dir.path().join("deploy"));
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn a_base_mistake_shows_once_naming_every_overlay_it_reaches() {
+    let repo = fixture_repo();
+    let base = repo.path().join("deploy/k8s/base/livekit.yaml");
+    edit(&base, "use_external_ip: false", "use_external_ip: yes");
+    let out = lkguard_in(
+        repo.path(),
+        &["check", "--format", "json", "deploy/k8s/base/livekit.yaml"],
+    );
+    let doc = json(&out);
+    assert_eq!(
+        places(&doc),
+        [place(
+            "livekit/use-external-ip",
+            "deploy/k8s/base/livekit.yaml",
+            16
+        )],
+        "{doc:#}"
+    );
+    assert_eq!(doc["findings"][0]["embeddedPath"], "/rtc/use_external_ip");
+    let mut origins = vec![doc["findings"][0]["origin"].as_str().unwrap().to_string()];
+    origins.extend(
+        doc["findings"][0]["alsoIn"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_str().unwrap().to_string()),
+    );
+    origins.sort();
+    assert_eq!(
+        origins,
+        [
+            "deploy/k8s/overlays/production",
+            "deploy/k8s/overlays/staging"
+        ]
+    );
+    // kustomize's build metadata never reaches an output.
+    let human = lkguard_in(repo.path(), &["check", "deploy/k8s"]);
+    let all = format!("{}{}", stdout(&human), stderr(&human));
+    assert!(!all.contains("config.kubernetes.io"), "{all}");
+    assert!(all.contains("deploy/k8s/base/livekit.yaml:16:7"), "{all}");
+}
+
+#[test]
+fn a_render_failure_is_an_input_error_with_kustomizes_message() {
+    let repo = fixture_repo();
+    edit(
+        &repo
+            .path()
+            .join("deploy/k8s/overlays/staging/kustomization.yaml"),
+        "- path: patches/livekit-node-ip.yaml",
+        "- path: patches/no-such-patch.yaml",
+    );
+    let out = lkguard_in(repo.path(), &["check", "--format", "json", "deploy/k8s"]);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{doc:#}");
+    let errors = doc["inputErrors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{doc:#}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("deploy/k8s/overlays/staging: kustomize could not render it"),
+        "{message}"
+    );
+    assert!(message.contains("no-such-patch.yaml"), "{message}");
+    // The other overlay was still checked.
+    assert_eq!(doc["summary"]["resources"], 10, "{doc:#}");
+}
+
+#[test]
+fn without_kustomize_overlays_are_an_error_and_plain_files_are_still_checked() {
+    let empty_path = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lkguard"))
+        .args([
+            "check",
+            "--format",
+            "json",
+            "fixtures/deploy/k8s",
+            "fixtures/rendered/bad/node-ip-empty.yaml",
+        ])
+        .current_dir(root())
+        .env("PATH", empty_path.path())
+        .env("LKGUARD_CACHE_DIR", cache_dir())
+        .output()
+        .unwrap();
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{doc:#}");
+    assert_eq!(rules(&doc), ["livekit/node-ip"], "{doc:#}");
+    let message = doc["inputErrors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("no kustomize found"), "{message}");
+    // And the human form says how to install one.
+    let out = Command::new(env!("CARGO_BIN_EXE_lkguard"))
+        .args(["check", "fixtures/deploy/k8s"])
+        .current_dir(root())
+        .env("PATH", empty_path.path())
+        .env("LKGUARD_CACHE_DIR", cache_dir())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(all.contains("kubectl kustomize"), "{all}");
+}
+
+#[test]
+fn the_kustomize_command_can_be_named() {
+    let out = lkguard(&[
+        "check",
+        "--format",
+        "json",
+        "--kustomize",
+        "kubectl kustomize",
+        "fixtures/deploy/k8s/overlays/production",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = lkguard(&[
+        "check",
+        "--kustomize",
+        "/nonexistent/kustomize build",
+        "fixtures/deploy/k8s/overlays/production",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
