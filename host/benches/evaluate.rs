@@ -88,7 +88,7 @@ fn main() {
     let cache = tempfile::tempdir().unwrap();
     let load = |lifetime| {
         lkguard::check::registry(
-            &[],
+            &Default::default(),
             Some(cache.path().to_path_buf()),
             Limits::default(),
             lifetime,

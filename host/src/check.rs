@@ -6,19 +6,105 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use std::time::Duration;
+
+use crate::config::{self, Config, ConfigError, PolicyRef};
 use crate::engine::{Lifetime, Limits, Runtime};
+use crate::exempt::{self, Exempted};
 use crate::load::{self, Loaded};
 use crate::locate::{self, Location};
 use crate::model::{Finding, Severity};
-use crate::policy::{Failure, PolicyError, Registry};
+use crate::policy::{Failure, PolicyError, Registry, Selection};
 
 pub struct Options {
     pub paths: Vec<PathBuf>,
+    /// `--policy` files: added to what `lkguard.yaml` selects.
     pub policies: Vec<PathBuf>,
+    /// `--settings`: over `lkguard.yaml`'s, per policy.
     pub settings: BTreeMap<String, Value>,
     pub cache_dir: Option<PathBuf>,
-    pub limits: Limits,
+    /// Command-line limits, over `lkguard.yaml`'s, over the defaults.
+    pub deadline_ms: Option<u64>,
+    pub memory_mib: Option<usize>,
+    /// `--config`; otherwise `lkguard.yaml` is looked for up from the first path.
+    pub config: Option<PathBuf>,
     pub load: load::LoadOptions,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum CheckError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// What `lkguard.yaml` (if any) and the command line decide together.
+pub struct Resolved {
+    pub config: Option<Config>,
+    pub selection: Selection,
+    pub settings: BTreeMap<String, Value>,
+    pub limits: Limits,
+}
+
+impl Options {
+    pub fn resolve(&self) -> Result<Resolved, ConfigError> {
+        let path = match &self.config {
+            Some(p) => Some(p.clone()),
+            None => {
+                let start = self
+                    .paths
+                    .iter()
+                    .find(|p| p.as_os_str() != "-")
+                    .cloned()
+                    .unwrap_or_else(|| PathBuf::from("."));
+                config::discover(&start)
+            }
+        };
+        let config = path.as_deref().map(config::load).transpose()?;
+        let mut selection = Selection::default();
+        let mut settings = BTreeMap::new();
+        let mut limits = Limits::default();
+        if let Some(c) = &config {
+            if let Some(list) = &c.policies {
+                let mut ids = Vec::new();
+                for p in list {
+                    match p {
+                        PolicyRef::Embedded(id) => ids.push(id.clone()),
+                        PolicyRef::File { path, sha256 } => {
+                            selection.files.push((path.clone(), Some(sha256.clone())))
+                        }
+                    }
+                }
+                selection.embedded = Some(ids);
+            }
+            settings.extend(c.settings.clone());
+            if let Some(ms) = c.deadline_ms {
+                limits.deadline = Duration::from_millis(ms);
+            }
+            if let Some(mib) = c.memory_mib {
+                limits.memory_bytes = mib << 20;
+            }
+        }
+        selection
+            .files
+            .extend(self.policies.iter().map(|p| (p.clone(), None)));
+        settings.extend(self.settings.clone());
+        if let Some(ms) = self.deadline_ms {
+            limits.deadline = Duration::from_millis(ms);
+        }
+        if let Some(mib) = self.memory_mib {
+            limits.memory_bytes = mib << 20;
+        }
+        Ok(Resolved {
+            config,
+            selection,
+            settings,
+            limits,
+        })
+    }
 }
 
 /// A finding and where it is.
@@ -37,6 +123,10 @@ pub struct Outcome {
     pub findings: Vec<Located>,
     pub failures: Vec<Failure>,
     pub policies: usize,
+    /// Findings accepted by an exemption: reported, never counted as errors.
+    pub exempted: Vec<Exempted>,
+    /// Findings of rules `lkguard.yaml` turns off.
+    pub off: usize,
 }
 
 impl Outcome {
@@ -101,7 +191,7 @@ fn merge_across_origins(loaded: &Loaded, findings: Vec<Located>) -> Vec<Located>
 }
 
 pub fn registry(
-    policies: &[PathBuf],
+    selection: &Selection,
     cache_dir: Option<PathBuf>,
     limits: Limits,
     lifetime: Lifetime,
@@ -110,23 +200,36 @@ pub fn registry(
         policy: "engine".into(),
         error,
     })?;
-    Registry::load(Arc::clone(&runtime), policies)
+    Registry::load(Arc::clone(&runtime), selection)
 }
 
-pub fn run(opts: &Options) -> Result<Outcome, PolicyError> {
+pub fn run(opts: &Options) -> Result<Outcome, CheckError> {
+    let resolved = opts.resolve()?;
     let registry = registry(
-        &opts.policies,
+        &resolved.selection,
         opts.cache_dir.clone(),
-        opts.limits,
+        resolved.limits,
         Lifetime::OneShot,
     )?;
-    let settings = registry.settings(&opts.settings)?;
-    let loaded = load::load(&opts.paths, &opts.load);
+    let settings = registry.settings(&resolved.settings)?;
+    let mut loaded = load::load(&opts.paths, &opts.load);
     let (findings, failures) = if loaded.batch.resources.is_empty() {
         (Vec::new(), Vec::new())
     } else {
         registry.evaluate(&loaded.batch, &settings)
     };
+    // lkguard.yaml is a file findings can point into (expired exemptions).
+    let config_file = resolved.config.as_ref().map(|c| {
+        loaded.files.push(load::SourceFile {
+            name: c.name.clone(),
+            text: c.text.clone(),
+            documents: vec![load::documents::Document {
+                value: Value::Null,
+                spans: c.spans.clone(),
+            }],
+        });
+        loaded.files.len() - 1
+    });
     let mut findings: Vec<Located> = findings
         .into_iter()
         .map(|(policy, finding)| {
@@ -153,9 +256,17 @@ pub fn run(opts: &Options) -> Result<Outcome, PolicyError> {
     });
     findings.dedup_by(|a, b| a.finding == b.finding);
     let findings = merge_across_origins(&loaded, findings);
+    let applied = exempt::apply(
+        findings,
+        &loaded,
+        resolved.config.as_ref().zip(config_file),
+        exempt::today(),
+    );
     Ok(Outcome {
         loaded,
-        findings,
+        findings: applied.findings,
+        exempted: applied.exempted,
+        off: applied.off,
         failures,
         policies: registry.policies.len(),
     })

@@ -5,7 +5,9 @@
 //! -> `locate` (pointer -> file:line:col) -> `report` (human, json).
 
 pub mod check;
+pub mod config;
 pub mod engine;
+pub mod exempt;
 pub mod kustomize;
 pub mod load;
 pub mod locate;

@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use lkguard::check::{self, Options};
-use lkguard::engine::{Lifetime, Limits};
+use lkguard::engine::Lifetime;
 use lkguard::report::{self, Format};
 
 #[derive(Parser)]
@@ -53,6 +52,19 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// lkguard.yaml, the repository configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the JSON Schema of lkguard.yaml (for editors' YAML support).
+    Schema,
+    /// Validate an lkguard.yaml [default: the one found up from the working directory].
+    Validate { file: Option<PathBuf> },
 }
 
 #[derive(Args)]
@@ -66,12 +78,15 @@ struct EngineArgs {
     /// Compile every run; write no cache.
     #[arg(long)]
     no_cache: bool,
-    /// Wall-clock budget of one policy evaluation.
-    #[arg(long, value_name = "MS", default_value_t = 5_000)]
-    deadline_ms: u64,
-    /// Memory cap of one policy instance.
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
-    memory_mib: usize,
+    /// Wall-clock budget of one policy evaluation [default: lkguard.yaml's limits.deadline_ms, else 5000].
+    #[arg(long, value_name = "MS")]
+    deadline_ms: Option<u64>,
+    /// Memory cap of one policy instance [default: lkguard.yaml's limits.memory_mib, else 256].
+    #[arg(long, value_name = "MIB")]
+    memory_mib: Option<usize>,
+    /// The repository configuration [default: the nearest lkguard.yaml up from the first path].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 impl EngineArgs {
@@ -91,20 +106,34 @@ impl EngineArgs {
             .or_else(|| env("HOME").map(|d| d.join(".cache").join("lkguard")))
     }
 
-    fn registry(&self) -> Result<lkguard::policy::Registry, lkguard::policy::PolicyError> {
-        check::registry(
-            &self.policies,
-            self.cache_dir(),
-            self.limits(),
-            Lifetime::OneShot,
-        )
+    fn options(
+        &self,
+        paths: Vec<PathBuf>,
+        settings: BTreeMap<String, serde_json::Value>,
+        kustomize: Option<String>,
+    ) -> Options {
+        Options {
+            paths,
+            policies: self.policies.clone(),
+            settings,
+            cache_dir: self.cache_dir(),
+            deadline_ms: self.deadline_ms,
+            memory_mib: self.memory_mib,
+            config: self.config.clone(),
+            load: lkguard::load::LoadOptions { kustomize },
+        }
     }
 
-    fn limits(&self) -> Limits {
-        Limits {
-            deadline: Duration::from_millis(self.deadline_ms),
-            memory_bytes: self.memory_mib << 20,
-        }
+    /// The policies `lkguard.yaml` (found from the working directory) and
+    /// the flags select.
+    fn registry(&self) -> Result<lkguard::policy::Registry, check::CheckError> {
+        let resolved = self.options(Vec::new(), BTreeMap::new(), None).resolve()?;
+        Ok(check::registry(
+            &resolved.selection,
+            self.cache_dir(),
+            resolved.limits,
+            Lifetime::OneShot,
+        )?)
     }
 }
 
@@ -144,14 +173,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             kustomize,
             engine,
         } => {
-            let opts = Options {
-                paths,
-                policies: engine.policies.clone(),
-                settings: parse_settings(&settings)?,
-                cache_dir: engine.cache_dir(),
-                limits: engine.limits(),
-                load: lkguard::load::LoadOptions { kustomize },
-            };
+            let opts = engine.options(paths, parse_settings(&settings)?, kustomize);
             let outcome = check::run(&opts)?;
             let text = match format {
                 Format::Human => report::human::render(&outcome, color()),
@@ -179,6 +201,24 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 None => anyhow::bail!("no rule `{rule}`; `lkguard policies` lists them"),
             }
         }
+        Command::Config {
+            command: ConfigCommand::Schema,
+        } => {
+            emit(&mut stdout, lkguard::config::schema())?;
+            Ok(0)
+        }
+        Command::Config {
+            command: ConfigCommand::Validate { file },
+        } => {
+            let path = match file {
+                Some(f) => f,
+                None => lkguard::config::discover(std::path::Path::new("."))
+                    .ok_or_else(|| anyhow::anyhow!("no lkguard.yaml here or above"))?,
+            };
+            lkguard::config::load(&path).map_err(check::CheckError::from)?;
+            emit(&mut stdout, &format!("ok: {} is valid\n", path.display()))?;
+            Ok(0)
+        }
     }
 }
 
@@ -188,9 +228,12 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // Typed library errors keep their miette rendering (codes, help).
-            let report = match e.downcast::<lkguard::policy::PolicyError>() {
-                Ok(p) => miette::Report::new(p),
-                Err(e) => miette::miette!("{e:#}"),
+            let report = match e.downcast::<check::CheckError>() {
+                Ok(c) => miette::Report::new(c),
+                Err(e) => match e.downcast::<lkguard::policy::PolicyError>() {
+                    Ok(p) => miette::Report::new(p),
+                    Err(e) => miette::miette!("{e:#}"),
+                },
             };
             eprintln!("{report:?}");
             ExitCode::from(2)

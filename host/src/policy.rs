@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
+use sha2::Digest as _;
 
 use crate::engine::{EngineError, LoadedComponent, Runtime};
 use crate::model::{Batch, Finding, Metadata, RuleInfo};
@@ -59,6 +60,22 @@ pub enum PolicyError {
         help("`lkguard policies --format json` prints each policy's settings schema")
     )]
     Settings { policy: String, errors: Vec<String> },
+    #[error("policy `{0}` is selected but not embedded in this lkguard")]
+    #[diagnostic(
+        code(lkguard::policy_select),
+        help("`lkguard policies` lists the embedded ids; a policy of your own goes in as a path with its sha256")
+    )]
+    NotEmbedded(String),
+    #[error("{path}: its sha256 is {actual}, not the pinned {expected}; refusing to run it")]
+    #[diagnostic(
+        code(lkguard::policy_pin),
+        help("if the new component is the one you meant, update its sha256 in lkguard.yaml")
+    )]
+    Pin {
+        path: String,
+        expected: String,
+        actual: String,
+    },
     #[error("settings name policy `{0}`, which is not loaded")]
     #[diagnostic(
         code(lkguard::settings),
@@ -74,23 +91,50 @@ pub struct Failure {
     pub message: String,
 }
 
+/// Which policies to load.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Embedded policy ids; `None` is all of them.
+    pub embedded: Option<Vec<String>>,
+    /// Component files, each optionally pinned by its sha256 (hex).
+    pub files: Vec<(PathBuf, Option<String>)>,
+}
+
 pub struct Registry {
     runtime: Arc<Runtime>,
     pub policies: Vec<Policy>,
 }
 
 impl Registry {
-    /// The embedded bundle, then each `--policy` file, which replaces an
-    /// embedded policy of the same id or adds a new one.
-    pub fn load(runtime: Arc<Runtime>, extra: &[PathBuf]) -> Result<Self, PolicyError> {
+    /// The embedded bundle (all of it, or the ids selected), then each
+    /// file, which replaces an embedded policy of the same id or adds a new
+    /// one. A file pinned by sha256 that does not match is refused.
+    pub fn load(runtime: Arc<Runtime>, selection: &Selection) -> Result<Self, PolicyError> {
+        if let Some(ids) = &selection.embedded {
+            if let Some(unknown) = ids
+                .iter()
+                .find(|id| !bundle::BUNDLE.iter().any(|(b, ..)| b == id))
+            {
+                return Err(PolicyError::NotEmbedded(unknown.clone()));
+            }
+        }
+        let bundle: Vec<_> = bundle::BUNDLE
+            .iter()
+            .filter(|(id, ..)| {
+                selection
+                    .embedded
+                    .as_ref()
+                    .is_none_or(|ids| ids.iter().any(|s| s == id))
+            })
+            .collect();
         // Mapping the cached code, pre-linking and compiling the settings
         // schema are independent per policy: do them side by side.
         let embedded: Vec<Result<Policy, PolicyError>> =
-            on_workers(bundle::BUNDLE, |(id, wasm, sha256)| {
+            on_workers(&bundle, |(id, wasm, sha256)| {
                 load_one(&runtime, id, wasm, Some(*sha256), PolicySource::Embedded)
             })
             .into_iter()
-            .zip(bundle::BUNDLE)
+            .zip(&bundle)
             .map(|(r, (id, ..))| {
                 r.unwrap_or_else(|| {
                     Err(PolicyError::Load {
@@ -103,8 +147,21 @@ impl Registry {
         let mut policies = embedded
             .into_iter()
             .collect::<Result<Vec<Policy>, PolicyError>>()?;
-        for path in extra {
+        for (path, pin) in &selection.files {
             let wasm = read(path)?;
+            if let Some(expected) = pin {
+                let actual: String = sha2::Sha256::digest(&wasm)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                if !actual.eq_ignore_ascii_case(expected) {
+                    return Err(PolicyError::Pin {
+                        path: path.display().to_string(),
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+            }
             let p = load_one(
                 &runtime,
                 &path.display().to_string(),

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::spans::{self, SpanIndex};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Document {
     pub value: Value,
     pub spans: SpanIndex,

@@ -9,6 +9,7 @@ use miette::{
 };
 
 use crate::check::Outcome;
+use crate::exempt::Via;
 use crate::model::Severity;
 use crate::redact;
 
@@ -40,14 +41,13 @@ pub fn render(outcome: &Outcome, color: bool) -> String {
     }
     for l in &outcome.findings {
         let f = &l.finding;
-        let r = &loaded.batch.resources[f.resource as usize];
-        let mut what = match &r.namespace {
-            Some(ns) => format!("{} {ns}/{}", r.kind, r.name),
-            None => format!("{} {}", r.kind, r.name),
-        };
+        let mut what = describe(outcome, f.resource);
         // A finding in a render: say which overlay(s), since the file shown
         // may be a base that several overlays share.
-        if let Some(crate::load::Place::Rendered { .. }) = loaded.places.get(f.resource as usize) {
+        if let (Some(crate::load::Place::Rendered { .. }), Some(r)) = (
+            loaded.places.get(f.resource as usize),
+            loaded.batch.resources.get(f.resource as usize),
+        ) {
             let origin = &loaded.batch.origins[r.origin as usize].name;
             what = format!(
                 "{what} in {}",
@@ -89,6 +89,43 @@ pub fn render(outcome: &Outcome, color: bool) -> String {
         out.push('\n');
     }
 
+    if !outcome.exempted.is_empty() {
+        let _ = writeln!(
+            out,
+            "exempted ({}), reported so they are revisited:",
+            outcome.exempted.len()
+        );
+        for x in &outcome.exempted {
+            let l = &x.located;
+            let at = l
+                .location
+                .map(|p| format!("{}:{}:{}", loaded.files[p.file].name, p.line, p.col))
+                .unwrap_or_else(|| l.finding.path.clone());
+            let (source, until) = match &x.via {
+                Via::Config { location, expires } => (
+                    location.map_or("lkguard.yaml".to_string(), |p| {
+                        format!("{}:{}", loaded.files[p.file].name, p.line)
+                    }),
+                    format!(", until {expires}"),
+                ),
+                Via::Annotation { location } => (
+                    location.map_or("annotation".to_string(), |p| {
+                        format!("annotation at {}:{}", loaded.files[p.file].name, p.line)
+                    }),
+                    String::new(),
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "  {} {} at {at}\n    reason: {} ({source}{until})",
+                l.finding.rule,
+                describe(outcome, l.finding.resource),
+                x.reason
+            );
+        }
+        out.push('\n');
+    }
+
     let files = loaded.files.len();
     let resources = loaded.batch.resources.len();
     let scope = format!(
@@ -98,6 +135,17 @@ pub fn render(outcome: &Outcome, color: bool) -> String {
         plural(resources, "resource", "resources"),
         plural(files, "file", "files"),
     );
+    let mut scope = scope;
+    if !outcome.exempted.is_empty() {
+        scope.push_str(&format!(", {} exempted", outcome.exempted.len()));
+    }
+    if outcome.off > 0 {
+        scope.push_str(&format!(
+            ", {} {} of rules turned off in lkguard.yaml",
+            outcome.off,
+            plural(outcome.off, "finding", "findings")
+        ));
+    }
     let problems = outcome.failures.len() + loaded.errors.len();
     if outcome.findings.is_empty() && problems == 0 {
         if files == 0 {
@@ -132,5 +180,17 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
         one
     } else {
         many
+    }
+}
+
+/// `Kind namespace/name` of a finding's resource; lkguard's own findings
+/// (about `lkguard.yaml`) have none.
+fn describe(outcome: &Outcome, resource: u32) -> String {
+    match outcome.loaded.batch.resources.get(resource as usize) {
+        Some(r) => match &r.namespace {
+            Some(ns) => format!("{} {ns}/{}", r.kind, r.name),
+            None => format!("{} {}", r.kind, r.name),
+        },
+        None => "lkguard.yaml".to_string(),
     }
 }

@@ -3,7 +3,9 @@
 use serde_json::{json, Value};
 
 use crate::check::Outcome;
+use crate::exempt::Via;
 use crate::load::LoadError;
+use crate::model::Resource;
 use crate::model::Severity;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -15,8 +17,8 @@ pub fn render(outcome: &Outcome) -> String {
         .iter()
         .map(|l| {
             let f = &l.finding;
-            let r = &loaded.batch.resources[f.resource as usize];
-            let origin = loaded.batch.origins.get(r.origin as usize).map(|o| o.name.clone());
+            let r = loaded.batch.resources.get(f.resource as usize);
+            let origin = r.and_then(|r| loaded.batch.origins.get(r.origin as usize)).map(|o| o.name.clone());
             json!({
                 "rule": f.rule,
                 "policy": l.policy,
@@ -29,14 +31,36 @@ pub fn render(outcome: &Outcome) -> String {
                 "exact": l.location.is_some_and(|p| p.exact),
                 "origin": origin,
                 "alsoIn": l.also_in,
-                "resource": {
-                    "apiVersion": r.api_version,
-                    "kind": r.kind,
-                    "name": r.name,
-                    "namespace": r.namespace,
-                },
+                "resource": r.map(resource),
                 "path": f.path,
                 "embeddedPath": f.embedded_path,
+            })
+        })
+        .collect();
+    let exemptions: Vec<Value> = outcome
+        .exempted
+        .iter()
+        .map(|x| {
+            let l = &x.located;
+            let r = loaded.batch.resources.get(l.finding.resource as usize);
+            let (via, at, expires) = match &x.via {
+                Via::Config { location, expires } => ("lkguard.yaml", *location, Some(expires.to_string())),
+                Via::Annotation { location } => ("annotation", *location, None),
+            };
+            json!({
+                "rule": l.finding.rule,
+                "policy": l.policy,
+                "message": l.finding.message,
+                "file": l.location.map(|p| loaded.files[p.file].name.clone()),
+                "line": l.location.map(|p| p.line),
+                "column": l.location.map(|p| p.col),
+                "origin": r.and_then(|r| loaded.batch.origins.get(r.origin as usize)).map(|o| o.name.clone()),
+                "resource": r.map(resource),
+                "reason": x.reason,
+                "expires": expires,
+                "via": via,
+                "exemptionFile": at.map(|p| loaded.files[p.file].name.clone()),
+                "exemptionLine": at.map(|p| p.line),
             })
         })
         .collect();
@@ -60,6 +84,7 @@ pub fn render(outcome: &Outcome) -> String {
         "findings": findings,
         "failures": failures,
         "inputErrors": input_errors,
+        "exemptions": exemptions,
         "summary": {
             "errors": outcome.errors(),
             "warnings": outcome.warnings(),
@@ -67,10 +92,21 @@ pub fn render(outcome: &Outcome) -> String {
             "files": loaded.files.len(),
             "resources": loaded.batch.resources.len(),
             "skippedDocuments": loaded.skipped,
+            "exempted": outcome.exempted.len(),
+            "off": outcome.off,
             "exitCode": outcome.exit_code(),
         }
     });
     let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
     out.push('\n');
     out
+}
+
+fn resource(r: &Resource) -> Value {
+    json!({
+        "apiVersion": r.api_version,
+        "kind": r.kind,
+        "name": r.name,
+        "namespace": r.namespace,
+    })
 }

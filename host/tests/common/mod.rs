@@ -96,3 +96,17 @@ pub fn rules(doc: &serde_json::Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Copies a fixture tree, for tests that mutate it.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}

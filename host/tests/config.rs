@@ -1,0 +1,248 @@
+//! `lkguard.yaml` through the real binary: policy selection and pins,
+//! severity overrides, exemptions (in the file and by annotation), and
+//! diagnostics for a config that is wrong.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// A scratch repository holding a copy of `fixtures/kustomize/overlay-mistakes`.
+fn repo_with(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &root().join("fixtures/kustomize/overlay-mistakes"),
+        &dir.path().join("k8s"),
+    );
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    std::fs::write(dir.path().join("lkguard.yaml"), config).unwrap();
+    dir
+}
+
+fn check(dir: &Path, path: &str) -> (Option<i32>, serde_json::Value) {
+    let out = lkguard_in(dir, &["check", "--format", "json", path]);
+    (out.status.code(), json(&out))
+}
+
+const EXEMPTIONS: &str = "\
+severity:
+  livekit/image-digest: warning
+exemptions:
+  # Accepted on purpose, until the end of time for this test.
+  - rule: livekit/node-ip
+    resource: {kind: Deployment, namespace: memql, name: livekit}
+    overlay: k8s/overlays/node-ip-fieldref
+    reason: kind test cluster has no LoadBalancer
+    expires: 2999-12-31
+  # Past its date: no longer applies, and is itself an error.
+  - rule: livekit/node-ip
+    resource: {kind: Deployment, name: livekit}
+    reason: waiting for the static IP
+    expires: 2020-01-01
+";
+
+#[test]
+fn exemptions_are_reported_never_silent_and_expired_ones_are_errors() {
+    let repo = repo_with(EXEMPTIONS);
+    let (code, doc) = check(repo.path(), "k8s");
+    assert_eq!(code, Some(1), "{doc:#}");
+    let got: Vec<(String, String, String)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().into(),
+                f["severity"].as_str().unwrap().into(),
+                format!("{}:{}", f["file"].as_str().unwrap(), f["line"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "lkguard/exemption-expired".into(),
+                "error".into(),
+                "lkguard.yaml:14".into()
+            ),
+            (
+                "livekit/image-digest".into(),
+                "warning".into(),
+                "k8s/overlays/image-tag-only/kustomization.yaml:10".into()
+            ),
+            (
+                "livekit/node-ip".into(),
+                "error".into(),
+                "k8s/overlays/json6902-node-ip/kustomization.yaml:24".into()
+            ),
+        ]
+    );
+    let ex = &doc["exemptions"];
+    assert_eq!(ex.as_array().unwrap().len(), 1, "{ex:#}");
+    assert_eq!(ex[0]["rule"], "livekit/node-ip");
+    assert_eq!(ex[0]["via"], "lkguard.yaml");
+    assert_eq!(ex[0]["exemptionLine"], 5);
+    assert_eq!(ex[0]["reason"], "kind test cluster has no LoadBalancer");
+    assert_eq!(ex[0]["expires"], "2999-12-31");
+    assert_eq!(
+        ex[0]["file"],
+        "k8s/overlays/node-ip-fieldref/patches/livekit-node-ip.yaml"
+    );
+    assert_eq!(doc["summary"]["exempted"], 1);
+
+    // The terminal says so too.
+    let out = lkguard_in(repo.path(), &["check", "k8s"]);
+    let text = stdout(&out);
+    assert!(text.contains("exempted (1)"), "{text}");
+    assert!(
+        text.contains(
+            "reason: kind test cluster has no LoadBalancer (lkguard.yaml:5, until 2999-12-31)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("1 exempted"), "{text}");
+}
+
+#[test]
+fn an_annotation_exempts_its_object_only_with_a_reason() {
+    let repo = repo_with("{}\n");
+    let base = repo.path().join("k8s/base/livekit.yaml");
+    let text = std::fs::read_to_string(&base).unwrap();
+    let deployment = "kind: Deployment\nmetadata:\n  name: livekit\n";
+    assert!(text.contains(deployment));
+    let annotated = text.replacen(
+        deployment,
+        &format!("{deployment}  annotations:\n    lkguard.io/exempt: livekit/node-ip\n    lkguard.io/exempt-reason: NODE_IP comes from the overlay patches\n"),
+        1,
+    );
+    std::fs::write(&base, &annotated).unwrap();
+    let (code, doc) = check(repo.path(), "k8s/overlays/json6902-node-ip");
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(doc["exemptions"][0]["via"], "annotation");
+    assert_eq!(
+        doc["exemptions"][0]["exemptionFile"],
+        "k8s/base/livekit.yaml"
+    );
+
+    // Without the reason it exempts nothing, and says so at the annotation.
+    std::fs::write(
+        &base,
+        annotated.replacen(
+            "    lkguard.io/exempt-reason: NODE_IP comes from the overlay patches\n",
+            "",
+            1,
+        ),
+    )
+    .unwrap();
+    let (code, doc) = check(repo.path(), "k8s/overlays/json6902-node-ip");
+    assert_eq!(code, Some(1), "{doc:#}");
+    assert_eq!(
+        rules(&doc),
+        ["lkguard/exemption-reason", "livekit/node-ip"],
+        "{doc:#}"
+    );
+    let f = &doc["findings"][0];
+    assert_eq!(f["file"], "k8s/base/livekit.yaml");
+    assert_eq!(
+        std::fs::read_to_string(&base)
+            .unwrap()
+            .lines()
+            .nth(f["line"].as_u64().unwrap() as usize - 1)
+            .unwrap()
+            .trim(),
+        "lkguard.io/exempt: livekit/node-ip"
+    );
+}
+
+#[test]
+fn a_wrong_config_is_a_diagnostic_at_its_line() {
+    let repo = repo_with("severity:\n  livekit/node-ip: fatal\n");
+    let out = lkguard_in(repo.path(), &["check", "k8s"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("lkguard.yaml is not valid"), "{err}");
+    assert!(err.contains("[lkguard.yaml:2:20]"), "{err}");
+    assert!(err.contains("\"fatal\" is not one of"), "{err}");
+
+    let out = lkguard_in(repo.path(), &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::write(
+        repo.path().join("lkguard.yaml"),
+        "policies:\n  - id: node-ip\n",
+    )
+    .unwrap();
+    let out = lkguard_in(repo.path(), &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn the_schema_is_printed_and_accepts_the_documented_example() {
+    let out = lkguard(&["config", "schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["title"], "lkguard.yaml");
+    // The README's example, verbatim between its markers.
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let example = readme
+        .split("<!-- lkguard.yaml example -->\n```yaml\n")
+        .nth(1)
+        .and_then(|r| r.split("```").next())
+        .expect("README holds the lkguard.yaml example");
+    let repo = repo_with(example);
+    let out = lkguard_in(repo.path(), &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn policies_are_selected_and_a_pinned_file_must_match_its_sha256() {
+    let repo = repo_with("policies:\n  - id: node-ip\n  - id: image-digest\n");
+    let out = lkguard_in(repo.path(), &["policies"]);
+    let listing = stdout(&out);
+    let heads: Vec<&str> = listing
+        .lines()
+        .filter(|l| !l.starts_with(' '))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(heads, ["node-ip", "image-digest"]);
+
+    let built =
+        root().join("target/lkguard-policies/wasm32-wasip2/policy/lkguard_policy_rtc_service.wasm");
+    std::fs::copy(&built, repo.path().join("rtc.wasm")).unwrap();
+    let sha = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(std::fs::read(&built).unwrap());
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let pinned = |sha: &str| {
+        format!("policies:\n  - id: node-ip\n  - path: rtc.wasm\n    sha256: \"{sha}\"\n")
+    };
+    std::fs::write(repo.path().join("lkguard.yaml"), pinned(&sha)).unwrap();
+    let out = lkguard_in(repo.path(), &["policies"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("rtc-service 0.1.0"),
+        "{}",
+        stdout(&out)
+    );
+
+    let wrong = "0".repeat(64);
+    std::fs::write(repo.path().join("lkguard.yaml"), pinned(&wrong)).unwrap();
+    let out = lkguard_in(repo.path(), &["check", "k8s"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("refusing to run it"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::write(
+        repo.path().join("lkguard.yaml"),
+        "policies:\n  - id: no-such-policy\n",
+    )
+    .unwrap();
+    let out = lkguard_in(repo.path(), &["check", "k8s"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not embedded"), "{}", stderr(&out));
+}
