@@ -29,13 +29,21 @@ pub fn masked(file: &SourceFile) -> String {
             let Some(text) = doc.value.pointer(p).and_then(Value::as_str) else {
                 continue;
             };
-            if !text.contains("keys") {
+            if !(text.contains(':') || text.contains('-')) {
                 continue;
             }
-            let Ok(config) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+            let Ok(inner_value) = serde_yaml::from_str::<Value>(text) else {
                 continue;
             };
-            if !looks_like_config(&config) && config.get("keys").is_none() {
+            // A YAML document inside a string: the livekit config's `keys:`,
+            // or an inline kustomize patch carrying an env literal.
+            let mut inner_pointers = Vec::new();
+            sensitive(&inner_value, "", &mut inner_pointers);
+            let config = serde_yaml::from_str::<serde_yaml::Value>(text).ok();
+            let keys = config
+                .as_ref()
+                .is_some_and(|c| looks_like_config(c) || c.get("keys").is_some());
+            if inner_pointers.is_empty() && !keys {
                 continue;
             }
             let Some(inner) = locate::embedded_spans(&doc.value, p) else {
@@ -46,7 +54,8 @@ pub fn masked(file: &SourceFile) -> String {
                 continue;
             }
             for (ip, ispan) in inner.iter() {
-                if ip.starts_with("/keys/") {
+                let secret = (keys && ip.starts_with("/keys/")) || inner_pointers.contains(ip);
+                if secret {
                     if let Some(offset) = locate::embedded_mark(span, text, ispan.anchor())
                         .and_then(|(l, c)| lines.offset(l, c))
                     {
@@ -69,6 +78,20 @@ fn sensitive(value: &Value, at: &str, out: &mut Vec<String>) {
                     map.keys()
                         .map(|k| lkguard_policy_sdk::pointer::join([field, k.as_str()])),
                 );
+            }
+        }
+    }
+    // kustomize's secretGenerator literals: `KEY=value`.
+    if let Some(generators) = value.get("secretGenerator").and_then(Value::as_array) {
+        for (i, g) in generators.iter().enumerate() {
+            for (j, _) in g
+                .get("literals")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                out.push(format!("{at}/secretGenerator/{i}/literals/{j}"));
             }
         }
     }
@@ -152,5 +175,16 @@ mod tests {
         assert!(m.contains("wss://x"));
         assert!(m.contains("use_external_ip: false"));
         assert_eq!(m.len(), text.len());
+    }
+
+    #[test]
+    fn kustomization_literals_and_inline_patches_are_masked() {
+        let text = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nsecretGenerator:\n  - name: livekit-secrets\n    literals:\n      - livekit-keys=hunter7\npatches:\n  - target: {kind: Deployment, name: bff}\n    patch: |-\n      - op: add\n        path: /spec/template/spec/containers/0/env/-\n        value:\n          name: POLYPHON_LIVEKIT_API_SECRET\n          value: hunter8\n      - op: replace\n        path: /spec/rules/0/host\n        value: livekit.example.com\n";
+        let m = masked(&file(text));
+        for s in ["hunter7", "hunter8"] {
+            assert!(!m.contains(s), "{s} leaked:\n{m}");
+        }
+        assert!(m.contains("value: livekit.example.com"), "{m}");
+        assert!(m.contains("name: POLYPHON_LIVEKIT_API_SECRET"), "{m}");
     }
 }
