@@ -274,3 +274,37 @@ fn the_kustomize_command_can_be_named() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_literal_secret_in_a_base_or_patch_never_reaches_the_output() {
+    let repo = fixture_repo();
+    let planted = "s3cr3t-literal-value-do-not-print";
+    // In the base: the voice agent's secret as a literal.
+    edit(
+        &repo.path().join("deploy/k8s/base/voice.yaml"),
+        "            - name: LIVEKIT_API_SECRET\n              valueFrom:\n                secretKeyRef:\n                  name: livekit-secrets\n                  key: polyphon-livekit-api-secret\n",
+        &format!("            - name: LIVEKIT_API_SECRET\n              value: {planted}\n"),
+    );
+    // In an overlay's inline patch, and its secretGenerator.
+    let k = repo
+        .path()
+        .join("deploy/k8s/overlays/staging/kustomization.yaml");
+    let text = std::fs::read_to_string(&k).unwrap();
+    std::fs::write(
+        &k,
+        format!(
+            "{text}  - target: {{kind: Deployment, name: voice-agent}}\n    patch: |-\n      - op: add\n        path: /spec/template/spec/containers/0/env/-\n        value:\n          name: LIVEKIT_API_KEY\n          value: {planted}-2\nsecretGenerator:\n  - name: other\n    literals:\n      - api-secret={planted}-3\n"
+        ),
+    )
+    .unwrap();
+    for format in ["human", "json"] {
+        let out = lkguard_in(repo.path(), &["check", "--format", format, "deploy/k8s"]);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(all.contains("livekit/secrets-source"), "{all}");
+        assert!(
+            !all.contains(planted),
+            "{format} printed the secret:\n{all}"
+        );
+    }
+}
