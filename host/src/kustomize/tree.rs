@@ -145,7 +145,8 @@ impl Tree {
         tree
     }
 
-    /// Kustomizations nobody includes, in path order.
+    /// Kustomizations nobody includes, in path order. A `kind: Component`
+    /// is only ever mixed into another kustomization, never built alone.
     pub fn roots(&self) -> Vec<&Kustomization> {
         let included: BTreeSet<&PathBuf> = self
             .kustomizations
@@ -155,6 +156,7 @@ impl Tree {
         self.kustomizations
             .values()
             .filter(|k| !included.contains(&k.dir))
+            .filter(|k| k.value.get("kind").and_then(Value::as_str) != Some("Component"))
             .collect()
     }
 
@@ -228,6 +230,11 @@ mod tests {
             write(d, &format!("overlays/{env}/patches/p.yaml"), "kind: X\n");
         }
         write(d, "target/x/kustomization.yaml", "resources: []\n");
+        write(
+            d,
+            "components/unused/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n",
+        );
         let tree = Tree::discover(d);
         let names = |ks: Vec<&Kustomization>| -> Vec<String> {
             ks.iter()
