@@ -13,7 +13,7 @@ use crate::engine::{Lifetime, Limits, Runtime};
 use crate::exempt::{self, Exempted};
 use crate::load::{self, Loaded};
 use crate::locate::{self, Location};
-use crate::model::{Finding, Severity};
+use crate::model::{Finding, RuleInfo, Severity};
 use crate::policy::{Failure, PolicyError, Registry, Selection};
 
 pub struct Options {
@@ -127,6 +127,9 @@ pub struct Outcome {
     pub exempted: Vec<Exempted>,
     /// Findings of rules `lkguard.yaml` turns off.
     pub off: usize,
+    /// Every rule that can report, with the policy that owns it, in policy
+    /// order (lkguard's own rules last): what SARIF and JUnit describe.
+    pub rules: Vec<(String, RuleInfo)>,
 }
 
 impl Outcome {
@@ -242,10 +245,13 @@ pub fn run(opts: &Options) -> Result<Outcome, CheckError> {
             }
         })
         .collect();
+    // By file name, line, column, rule: the same input gives byte-identical
+    // output whatever order files were read in.
     findings.sort_by(|a, b| {
         let key = |l: &Located| {
             (
-                l.location.map_or(usize::MAX, |p| p.file),
+                l.location.is_none(),
+                l.location.map(|p| loaded.files[p.file].name.clone()),
                 l.location.map_or(0, |p| p.line),
                 l.location.map_or(0, |p| p.col),
                 l.finding.rule.clone(),
@@ -269,5 +275,20 @@ pub fn run(opts: &Options) -> Result<Outcome, CheckError> {
         off: applied.off,
         failures,
         policies: registry.policies.len(),
+        rules: registry
+            .policies
+            .iter()
+            .flat_map(|p| {
+                p.metadata
+                    .rules
+                    .iter()
+                    .map(|r| (p.id().to_string(), r.clone()))
+            })
+            .chain(
+                exempt::own_rules()
+                    .into_iter()
+                    .map(|r| ("lkguard".to_string(), r)),
+            )
+            .collect(),
     })
 }

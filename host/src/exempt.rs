@@ -66,7 +66,7 @@ pub fn apply(
             out.findings.push(Located {
                 policy: "lkguard".into(),
                 finding: Finding::error(
-                    "lkguard/exemption-expired",
+                    EXPIRED,
                     NO_RESOURCE,
                     at.clone(),
                     format!(
@@ -158,7 +158,7 @@ pub fn apply(
                         out.findings.push(Located {
                             policy: "lkguard".into(),
                             finding: Finding::error(
-                                "lkguard/exemption-reason",
+                                NO_REASON,
                                 l.finding.resource,
                                 anchor.path.clone(),
                                 format!(
@@ -185,6 +185,30 @@ fn same_dir(overlay: &std::path::Path, origin: &str) -> bool {
         .map(|d| d.join(origin))
         .and_then(|p| p.canonicalize());
     abs.is_ok_and(|p| p == overlay)
+}
+
+pub const EXPIRED: &str = "lkguard/exemption-expired";
+pub const NO_REASON: &str = "lkguard/exemption-reason";
+
+/// lkguard's own rules, about exemptions rather than manifests.
+pub fn own_rules() -> Vec<crate::model::RuleInfo> {
+    vec![
+        crate::model::RuleInfo {
+            id: EXPIRED.into(),
+            summary: "An lkguard.yaml exemption is past its expiry date".into(),
+            rationale: "An exemption is a decision with a deadline: after `expires` it no longer \
+                applies, the findings it covered are reported again, and the stale entry itself is an \
+                error so it is fixed or renewed with a new reason."
+                .into(),
+        },
+        crate::model::RuleInfo {
+            id: NO_REASON.into(),
+            summary: "An lkguard.io/exempt annotation has no lkguard.io/exempt-reason".into(),
+            rationale: "An exemption without a reason cannot be reviewed; the annotation exempts \
+                nothing until `lkguard.io/exempt-reason` says why."
+                .into(),
+        },
+    ]
 }
 
 /// Today's date in UTC, for expiry.

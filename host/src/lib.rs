@@ -4,6 +4,7 @@
 //! Data path: `load` (files -> batch with spans) -> `engine` (wasm policies)
 //! -> `locate` (pointer -> file:line:col) -> `report` (human, json).
 
+pub mod changed;
 pub mod check;
 pub mod config;
 pub mod engine;

@@ -26,10 +26,17 @@ struct Cli {
 enum Command {
     /// Check manifests: files, directories (recursively, *.yaml/*.yml) or `-` for stdin.
     Check {
-        #[arg(required = true, value_name = "PATH")]
+        #[arg(required_unless_present = "changed_since", value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// human (terminal), json, sarif (code scanning), junit (CI test views), github (workflow annotations).
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
+        /// Write the --format report to FILE; the human summary still goes to the terminal.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Check only what changed since the merge base of REF and HEAD (e.g. origin/main), as the pre-commit hook does.
+        #[arg(long, value_name = "REF")]
+        changed_since: Option<String>,
         /// Settings for one policy, as ID=JSON (e.g. rtc-service='{"udp_port":3478}'). Repeatable.
         #[arg(long = "settings", value_name = "ID=JSON")]
         settings: Vec<String>,
@@ -42,7 +49,7 @@ enum Command {
     /// List the loaded policies and their rules.
     Policies {
         #[arg(long, value_enum, default_value = "human")]
-        format: Format,
+        format: ListFormat,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -57,6 +64,12 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ListFormat {
+    Human,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -167,26 +180,49 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::Check {
-            paths,
+            mut paths,
             format,
+            output,
+            changed_since,
             settings,
             kustomize,
             engine,
         } => {
+            if let Some(reference) = &changed_since {
+                let changed = lkguard::changed::since(reference)?;
+                if changed.is_empty() && paths.is_empty() {
+                    emit(
+                        &mut stdout,
+                        &format!("ok: no manifests changed since {reference}\n"),
+                    )?;
+                    return Ok(0);
+                }
+                paths.extend(changed);
+            }
             let opts = engine.options(paths, parse_settings(&settings)?, kustomize);
             let outcome = check::run(&opts)?;
-            let text = match format {
-                Format::Human => report::human::render(&outcome, color()),
+            let render = |format: Format, color: bool| match format {
+                Format::Human => report::human::render(&outcome, color),
                 Format::Json => report::json::render(&outcome),
+                Format::Sarif => report::sarif::render(&outcome),
+                Format::Junit => report::junit::render(&outcome),
+                Format::Github => report::github::render(&outcome),
             };
-            emit(&mut stdout, &text)?;
+            match output {
+                Some(file) => {
+                    std::fs::write(&file, render(format, false))
+                        .map_err(|e| anyhow::anyhow!("--output {}: {e}", file.display()))?;
+                    emit(&mut stdout, &render(Format::Human, color()))?;
+                }
+                None => emit(&mut stdout, &render(format, color()))?,
+            }
             Ok(outcome.exit_code() as u8)
         }
         Command::Policies { format, engine } => {
             let registry = engine.registry()?;
             let text = match format {
-                Format::Human => report::policies::human(&registry),
-                Format::Json => report::policies::json(&registry),
+                ListFormat::Human => report::policies::human(&registry),
+                ListFormat::Json => report::policies::json(&registry),
             };
             emit(&mut stdout, &text)?;
             Ok(0)
@@ -228,6 +264,13 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // Typed library errors keep their miette rendering (codes, help).
+            let e = match e.downcast::<lkguard::changed::ChangedError>() {
+                Ok(c) => {
+                    eprintln!("{:?}", miette::Report::new(c));
+                    return ExitCode::from(2);
+                }
+                Err(e) => e,
+            };
             let report = match e.downcast::<check::CheckError>() {
                 Ok(c) => miette::Report::new(c),
                 Err(e) => match e.downcast::<lkguard::policy::PolicyError>() {
