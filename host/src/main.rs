@@ -59,6 +59,32 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// Serve the validating admission webhook (HTTPS, POST /validate).
+    Serve {
+        /// PEM certificate chain (re-read when the file changes).
+        #[arg(long, value_name = "FILE")]
+        tls_cert: PathBuf,
+        /// PEM private key (re-read when the file changes).
+        #[arg(long, value_name = "FILE")]
+        tls_key: PathBuf,
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
+        listen: std::net::SocketAddr,
+        /// Answer every request within this (below the webhook's timeoutSeconds).
+        #[arg(long, value_name = "MS", default_value_t = 8_000)]
+        request_deadline_ms: u64,
+        /// Evaluations at once [default: the number of cores].
+        #[arg(long, value_name = "N")]
+        concurrency: Option<usize>,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Review one AdmissionReview (file or -) as the webhook would; prints the response.
+    Review {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
     /// lkguard.yaml, the repository configuration.
     Config {
         #[command(subcommand)]
@@ -237,6 +263,69 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 None => anyhow::bail!("no rule `{rule}`; `lkguard policies` lists them"),
             }
         }
+        Command::Serve {
+            tls_cert,
+            tls_key,
+            listen,
+            request_deadline_ms,
+            concurrency,
+            engine,
+        } => {
+            tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("LKGUARD_LOG")
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let opts = lkguard::webhook::ServeOptions {
+                listen,
+                tls_cert,
+                tls_key,
+                check: engine.options(Vec::new(), BTreeMap::new(), None),
+                request_deadline: std::time::Duration::from_millis(request_deadline_ms),
+                concurrency: concurrency
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(lkguard::webhook::serve(opts))?;
+            Ok(0)
+        }
+        Command::Review { file, engine } => {
+            let body = if file.as_os_str() == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
+                b
+            } else {
+                std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+            };
+            let request = lkguard::webhook::review::parse(&body)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let resolved = engine
+                .options(Vec::new(), BTreeMap::new(), None)
+                .resolve()
+                .map_err(check::CheckError::from)?;
+            let registry = check::registry(
+                &resolved.selection,
+                engine.cache_dir(),
+                resolved.limits,
+                Lifetime::OneShot,
+            )?;
+            let settings = registry.settings(&resolved.settings)?;
+            let reviewer = lkguard::webhook::review::Reviewer {
+                registry,
+                settings,
+                config: resolved.config,
+            };
+            let verdict = reviewer.review(&request, &mut Vec::new());
+            let mut text = serde_json::to_string_pretty(&request.respond(&verdict))?;
+            text.push('\n');
+            emit(&mut stdout, &text)?;
+            Ok(if verdict.allowed { 0 } else { 1 })
+        }
         Command::Config {
             command: ConfigCommand::Schema,
         } => {
@@ -265,6 +354,13 @@ fn main() -> ExitCode {
         Err(e) => {
             // Typed library errors keep their miette rendering (codes, help).
             let e = match e.downcast::<lkguard::changed::ChangedError>() {
+                Ok(c) => {
+                    eprintln!("{:?}", miette::Report::new(c));
+                    return ExitCode::from(2);
+                }
+                Err(e) => e,
+            };
+            let e = match e.downcast::<lkguard::webhook::ServeError>() {
                 Ok(c) => {
                     eprintln!("{:?}", miette::Report::new(c));
                     return ExitCode::from(2);

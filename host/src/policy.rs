@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::Digest as _;
@@ -234,25 +235,44 @@ impl Registry {
         batch: &Batch,
         settings: &BTreeMap<String, String>,
     ) -> (Vec<(String, Finding)>, Vec<Failure>) {
+        let (findings, failures, _) = self.evaluate_timed(batch, settings);
+        (findings, failures)
+    }
+
+    /// As [`Registry::evaluate`], with each policy's wall time.
+    #[allow(clippy::type_complexity)]
+    pub fn evaluate_timed(
+        &self,
+        batch: &Batch,
+        settings: &BTreeMap<String, String>,
+    ) -> (
+        Vec<(String, Finding)>,
+        Vec<Failure>,
+        Vec<(String, Duration)>,
+    ) {
         let prepared = self.runtime.prepare(batch);
+        let mut timings = Vec::new();
         let results: Vec<(String, Result<Vec<Finding>, String>)> =
             on_workers(&self.policies, |p| {
                 let s = settings.get(p.id()).map(String::as_str).unwrap_or("{}");
+                let started = Instant::now();
                 let r = self
                     .runtime
                     .validate(&p.component, &prepared, s)
                     .map_err(|e| e.to_string());
-                (p.id().to_string(), r)
+                (p.id().to_string(), r, started.elapsed())
             })
             .into_iter()
             .zip(&self.policies)
-            .map(|(r, p)| {
-                r.unwrap_or_else(|| {
-                    (
-                        p.id().to_string(),
-                        Err("crashed the host thread evaluating it".to_string()),
-                    )
-                })
+            .map(|(r, p)| match r {
+                Some((id, r, took)) => {
+                    timings.push((id.clone(), took));
+                    (id, r)
+                }
+                None => (
+                    p.id().to_string(),
+                    Err("crashed the host thread evaluating it".to_string()),
+                ),
             })
             .collect();
         let mut findings = Vec::new();
@@ -278,7 +298,7 @@ impl Registry {
                 Err(message) => failures.push(Failure { policy, message }),
             }
         }
-        (findings, failures)
+        (findings, failures, timings)
     }
 }
 

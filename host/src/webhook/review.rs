@@ -1,0 +1,221 @@
+//! One AdmissionReview -> one verdict, with the same registry, settings,
+//! severity overrides and exemptions as `lkguard check`.
+//!
+//! The object under review is the whole batch, in an origin that is
+//! deployable but not complete: a rule that needs another object (NODE_IP
+//! equal to the RTC Service's pinned IP, "no RTC Service in the render")
+//! cannot see it, and the policies skip it rather than guess.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube_core::DynamicObject;
+use serde_json::Value;
+
+use crate::check::Located;
+use crate::config::Config;
+use crate::exempt;
+use crate::load::Loaded;
+use crate::model::{Batch, Origin, Resource, Severity};
+use crate::policy::Registry;
+
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+
+/// Why a request could not be reviewed at all (HTTP 400).
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("not JSON: {0}")]
+    Json(String),
+    #[error("expected apiVersion {API_VERSION} and kind AdmissionReview, got {0}")]
+    Version(String),
+    #[error("not an AdmissionReview request: {0}")]
+    Shape(String),
+}
+
+/// What the webhook decided, before it is written into a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    /// Denial reasons, one per error finding or failed policy.
+    pub reasons: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Rule ids of the error findings (for metrics).
+    pub denied_rules: Vec<String>,
+    /// Rule ids of every finding, errors and warnings (for tests and logs).
+    pub rules: Vec<String>,
+}
+
+pub struct Reviewer {
+    pub registry: Registry,
+    pub settings: BTreeMap<String, String>,
+    pub config: Option<Config>,
+}
+
+/// A parsed request: what to log, and how to answer.
+pub struct Request {
+    pub uid: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub operation: String,
+    pub dry_run: bool,
+    request: AdmissionRequest<DynamicObject>,
+    object: Option<Value>,
+}
+
+pub fn parse(body: &[u8]) -> Result<Request, ReviewError> {
+    let raw: Value = serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
+    let api = raw
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("<none>");
+    let kind = raw.get("kind").and_then(Value::as_str).unwrap_or("<none>");
+    if api != API_VERSION || kind != "AdmissionReview" {
+        return Err(ReviewError::Version(format!("{api} {kind}")));
+    }
+    let object = raw
+        .pointer("/request/object")
+        .filter(|o| o.is_object())
+        .cloned();
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_value(raw).map_err(|e| ReviewError::Shape(e.to_string()))?;
+    let request: AdmissionRequest<DynamicObject> =
+        review
+            .try_into()
+            .map_err(|e: kube_core::admission::ConvertAdmissionReviewError| {
+                ReviewError::Shape(e.to_string())
+            })?;
+    Ok(Request {
+        uid: request.uid.clone(),
+        kind: request.kind.kind.clone(),
+        name: request.name.clone(),
+        namespace: request.namespace.clone(),
+        operation: format!("{:?}", request.operation).to_uppercase(),
+        dry_run: request.dry_run,
+        request,
+        object,
+    })
+}
+
+impl Request {
+    /// The AdmissionReview answering this request with `verdict`.
+    pub fn respond(&self, verdict: &Verdict) -> Value {
+        let mut response = AdmissionResponse::from(&self.request);
+        if !verdict.allowed {
+            response = response.deny(verdict.reasons.join("; "));
+        }
+        if !verdict.warnings.is_empty() {
+            response.warnings = Some(verdict.warnings.clone());
+        }
+        serde_json::to_value(response.into_review()).unwrap_or(Value::Null)
+    }
+
+    /// The object to evaluate: CREATE and UPDATE carry one; DELETE and
+    /// CONNECT are not changes to a manifest and are allowed.
+    fn subject(&self) -> Option<&Value> {
+        match self.request.operation {
+            Operation::Create | Operation::Update => self.object.as_ref(),
+            Operation::Delete | Operation::Connect => None,
+        }
+    }
+}
+
+impl Reviewer {
+    /// Evaluates the request's object; `timings` receives each policy's
+    /// evaluation time. Fails closed: a policy that could not run denies.
+    pub fn review(&self, req: &Request, timings: &mut Vec<(String, Duration)>) -> Verdict {
+        let allowed = Verdict {
+            allowed: true,
+            reasons: Vec::new(),
+            warnings: Vec::new(),
+            denied_rules: Vec::new(),
+            rules: Vec::new(),
+        };
+        let Some(object) = req.subject() else {
+            return allowed;
+        };
+        let s = |p: &str| {
+            object
+                .pointer(p)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let (Some(api_version), Some(kind)) = (s("/apiVersion"), s("/kind")) else {
+            return allowed;
+        };
+        let resource = Resource {
+            api_version,
+            kind,
+            name: s("/metadata/name")
+                .or_else(|| s("/metadata/generateName"))
+                .unwrap_or_default(),
+            namespace: s("/metadata/namespace").or_else(|| req.namespace.clone()),
+            origin: 0,
+            json: object.to_string(),
+        };
+        let loaded = Loaded {
+            batch: Batch {
+                origins: vec![Origin {
+                    name: "admission".into(),
+                    deployable: true,
+                    complete: false,
+                }],
+                resources: vec![resource],
+            },
+            ..Loaded::default()
+        };
+        let (findings, failures, times) =
+            self.registry.evaluate_timed(&loaded.batch, &self.settings);
+        timings.extend(times);
+        let located: Vec<Located> = findings
+            .into_iter()
+            .map(|(policy, finding)| Located {
+                policy,
+                finding,
+                location: None,
+                also_in: Vec::new(),
+            })
+            .collect();
+        let applied = exempt::apply(
+            located,
+            &loaded,
+            self.config.as_ref().map(|c| (c, usize::MAX)),
+            exempt::today(),
+        );
+        let describe = |l: &Located| {
+            let f = &l.finding;
+            match &f.embedded_path {
+                Some(inner) => format!("{}: {} ({}#{inner})", f.rule, f.message, f.path),
+                None => format!("{}: {} ({})", f.rule, f.message, f.path),
+            }
+        };
+        let mut verdict = allowed;
+        for f in &failures {
+            verdict.allowed = false;
+            verdict.reasons.push(format!(
+                "lkguard could not evaluate policy {}: it {}",
+                f.policy, f.message
+            ));
+        }
+        for l in &applied.findings {
+            verdict.rules.push(l.finding.rule.clone());
+            // lkguard.yaml's own findings (an expired exemption) are for the
+            // repository to fix; at admission they warn rather than block
+            // every apply.
+            let about_config = l.finding.resource == exempt::NO_RESOURCE;
+            match l.finding.severity {
+                _ if about_config => verdict
+                    .warnings
+                    .push(format!("{}: {}", l.finding.rule, l.finding.message)),
+                Severity::Error => {
+                    verdict.allowed = false;
+                    verdict.reasons.push(describe(l));
+                    verdict.denied_rules.push(l.finding.rule.clone());
+                }
+                Severity::Warning => verdict.warnings.push(describe(l)),
+            }
+        }
+        verdict
+    }
+}

@@ -1,0 +1,454 @@
+//! `lkguard serve` for real: the binary on loopback with certificates from
+//! rcgen, real HTTPS requests from reqwest trusting the test CA.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+struct Ca {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+fn ca(name: &str) -> Ca {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    Ca {
+        pem: cert.pem(),
+        issuer: rcgen::Issuer::new(params, key),
+    }
+}
+
+/// A serving certificate for 127.0.0.1 signed by `ca`, written to `dir`.
+fn serving_cert(ca: &Ca, dir: &Path) -> (PathBuf, PathBuf) {
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    let (c, k) = (dir.join("tls.crt"), dir.join("tls.key"));
+    // Written aside and renamed in, as the kubelet swaps a Secret volume.
+    std::fs::write(dir.join(".tls.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join(".tls.key"), key.serialize_pem()).unwrap();
+    std::fs::rename(dir.join(".tls.crt"), &c).unwrap();
+    std::fs::rename(dir.join(".tls.key"), &k).unwrap();
+    (c, k)
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    ca: Ca,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(extra: &[&str]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let ca = ca("lkguard test CA");
+    let (cert, key) = serving_cert(&ca, &path);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lkguard"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .args(extra)
+        .current_dir(&path)
+        .env("LKGUARD_CACHE_DIR", cache_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("lkguard serve: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Server {
+        child,
+        url,
+        _dir: dir,
+        dir: path,
+        ca,
+    }
+}
+
+fn client(ca_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// An AdmissionReview as the API server sends it.
+fn review(operation: &str, object: Option<&Value>, dry_run: bool) -> Value {
+    let obj = object.cloned().unwrap_or(Value::Null);
+    let api = obj["apiVersion"].as_str().unwrap_or("v1");
+    let (group, version) = api.rsplit_once('/').unwrap_or(("", api));
+    let kind = obj["kind"].as_str().unwrap_or("ConfigMap");
+    let resource = format!("{}s", kind.to_lowercase());
+    let mut request = json!({
+        "uid": format!("uid-{}-{}", operation, obj["metadata"]["name"].as_str().unwrap_or("x")),
+        "kind": {"group": group, "version": version, "kind": kind},
+        "resource": {"group": group, "version": version, "resource": resource},
+        "requestKind": {"group": group, "version": version, "kind": kind},
+        "requestResource": {"group": group, "version": version, "resource": resource},
+        "name": obj["metadata"]["name"].as_str().unwrap_or("x"),
+        "namespace": obj["metadata"]["namespace"].as_str().unwrap_or("memql"),
+        "operation": operation,
+        "userInfo": {"username": "system:serviceaccount:argocd:argocd-application-controller", "groups": ["system:serviceaccounts"]},
+        "dryRun": dry_run,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+    });
+    match operation {
+        "DELETE" => request["oldObject"] = obj,
+        "UPDATE" => {
+            request["object"] = obj.clone();
+            request["oldObject"] = obj;
+        }
+        _ => request["object"] = obj,
+    }
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+}
+
+fn objects_of(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(root().join(file)).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .filter_map(|d| {
+            let v: Value = serde::Deserialize::deserialize(d).ok()?;
+            v.get("kind").is_some().then_some(v)
+        })
+        .collect()
+}
+
+fn find(file: &str, kind: &str, name: &str) -> Value {
+    objects_of(file)
+        .into_iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{kind} {name} not in {file}"))
+}
+
+async fn post(c: &reqwest::Client, s: &Server, body: &Value) -> Value {
+    let r = c
+        .post(format!("{}/validate", s.url))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// Rule ids in a denial message or warnings, sorted.
+fn rule_ids(response: &Value) -> Vec<String> {
+    let mut text = response["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for w in response["response"]["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        text.push_str("; ");
+        text.push_str(w.as_str().unwrap_or_default());
+    }
+    let mut ids: Vec<String> = text
+        .split("; ")
+        .filter_map(|p| p.split_once(": ").map(|(r, _)| r.to_string()))
+        .filter(|r| r.contains('/'))
+        .collect();
+    ids.sort();
+    ids
+}
+
+const GOOD: &str = "fixtures/rendered/staging.yaml";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_rule_denies_its_mistake_and_allows_the_good_object() {
+    let s = start(&[]);
+    let c = client(&s.ca.pem);
+    let cases = [
+        (
+            "fixtures/rendered/bad/use-external-ip-true.yaml",
+            "ConfigMap",
+            "livekit-config",
+            "livekit/use-external-ip",
+        ),
+        (
+            "fixtures/rendered/bad/node-ip-host-ip-fieldref.yaml",
+            "Deployment",
+            "livekit",
+            "livekit/node-ip",
+        ),
+        (
+            "fixtures/rendered/bad/image-digest-tag-only.yaml",
+            "Deployment",
+            "livekit",
+            "livekit/image-digest",
+        ),
+        (
+            "fixtures/rendered/bad/secrets-source-literal-api-key.yaml",
+            "Deployment",
+            "voice-agent",
+            "livekit/secrets-source",
+        ),
+    ];
+    for (file, kind, name, rule) in cases {
+        let bad = post(
+            &c,
+            &s,
+            &review("CREATE", Some(&find(file, kind, name)), false),
+        )
+        .await;
+        assert_eq!(bad["response"]["allowed"], false, "{file}: {bad:#}");
+        assert_eq!(bad["response"]["uid"], format!("uid-CREATE-{name}"));
+        let message = bad["response"]["status"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("{rule}: ")), "{file}: {message}");
+        assert!(message.contains(" (/"), "names the path: {message}");
+        let good = post(
+            &c,
+            &s,
+            &review("UPDATE", Some(&find(GOOD, kind, name)), false),
+        )
+        .await;
+        assert_eq!(good["response"]["allowed"], true, "{kind} {name}: {good:#}");
+        assert_eq!(good["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(good["kind"], "AdmissionReview");
+    }
+    // rtc-service needs the livekit Deployment to know which Service is the
+    // media one: at admission it sees a lone Service and skips (README).
+    let lone = post(
+        &c,
+        &s,
+        &review(
+            "CREATE",
+            Some(&find(
+                "fixtures/rendered/bad/rtc-service-cluster-policy.yaml",
+                "Service",
+                "livekit-rtc",
+            )),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(lone["response"]["allowed"], true, "{lone:#}");
+    // No secret value in any answer.
+    let bad = post(
+        &c,
+        &s,
+        &review(
+            "CREATE",
+            Some(&find(
+                "fixtures/rendered/bad/secrets-source-literal-api-key.yaml",
+                "Deployment",
+                "voice-agent",
+            )),
+            false,
+        ),
+    )
+    .await;
+    for planted in PLANTED_SECRETS {
+        assert!(!bad.to_string().contains(planted));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operations_dry_run_and_unknown_kinds() {
+    let s = start(&[]);
+    let c = client(&s.ca.pem);
+    let bad = find(
+        "fixtures/rendered/bad/image-digest-tag-only.yaml",
+        "Deployment",
+        "livekit",
+    );
+    let deleted = post(&c, &s, &review("DELETE", Some(&bad), false)).await;
+    assert_eq!(deleted["response"]["allowed"], true);
+    let dry = post(&c, &s, &review("CREATE", Some(&bad), true)).await;
+    assert_eq!(
+        dry["response"]["allowed"], false,
+        "dryRun evaluates the same"
+    );
+    let unknown = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "memql"}, "spec": {"image": "livekit/livekit-server:latest"}});
+    let r = post(&c, &s, &review("CREATE", Some(&unknown), false)).await;
+    assert_eq!(r["response"]["allowed"], true, "{r:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_clear_http_errors() {
+    let s = start(&[]);
+    let c = client(&s.ca.pem);
+    let url = format!("{}/validate", s.url);
+    let r = c.post(&url).body("{not json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().starts_with("not JSON"));
+    let mut wrong = review("CREATE", Some(&find(GOOD, "Service", "livekit-rtc")), false);
+    wrong["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let r = c.post(&url).json(&wrong).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("admission.k8s.io/v1beta1"));
+    let big = vec![b' '; (3 << 20) + 1];
+    let r = c.post(&url).body(big).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    // Still serving.
+    let r = c.get(format!("{}/healthz", s.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c.get(format!("{}/readyz", s.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let metrics = c
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("lkguard_admission_requests_total{verdict=\"invalid\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_that_fails_denies_naming_it_and_the_server_goes_on() {
+    // A 1 ms budget and a 1.5 MB livekit config to parse: the policies that
+    // read it run past their deadline.
+    let s = start(&["--deadline-ms", "1"]);
+    let c = client(&s.ca.pem);
+    let mut obj = find(GOOD, "ConfigMap", "livekit-config");
+    let mut config = String::from("port: 7880\nrtc:\n  use_external_ip: false\nroom:\n");
+    for i in 0..80_000 {
+        config.push_str(&format!("  k{i}: {i}\n"));
+    }
+    assert!(config.len() < 3 << 20);
+    obj["data"]["livekit.yaml"] = json!(config);
+    for _ in 0..2 {
+        let r = post(&c, &s, &review("CREATE", Some(&obj), false)).await;
+        assert_eq!(r["response"]["allowed"], false, "{r:#}");
+        let m = r["response"]["status"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("could not evaluate policy use-external-ip"),
+            "{m}"
+        );
+        assert!(m.contains("exceeded its deadline of 1 ms"), "{m}");
+    }
+    // The server answers the next request (under a 1 ms budget even a small
+    // object may be cut off, so only the answer is asserted, not its verdict).
+    let ok = find(GOOD, "Service", "livekit");
+    let r = post(&c, &s, &review("CREATE", Some(&ok), false)).await;
+    assert_eq!(r["response"]["uid"], "uid-CREATE-livekit", "{r:#}");
+    let r = c.get(format!("{}/healthz", s.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_certificate_is_reloaded_when_its_files_change() {
+    let s = start(&[]);
+    let other = ca("rotated CA");
+    let old_client = client(&s.ca.pem);
+    let new_client = client(&other.pem);
+    let health = format!("{}/healthz", s.url);
+    assert!(old_client.get(&health).send().await.is_ok());
+    assert!(new_client.get(&health).send().await.is_err());
+    serving_cert(&other, &s.dir);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // A fresh client: no pooled connection from before the rotation.
+        if client(&other.pem).get(&health).send().await.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rotated certificate never served"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_and_exits_cleanly() {
+    let mut s = start(&[]);
+    let c = client(&s.ca.pem);
+    assert!(c.get(format!("{}/healthz", s.url)).send().await.is_ok());
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_fixture_object_gets_the_same_verdict_from_the_cli_and_the_webhook() {
+    let s = start(&[]);
+    let c = client(&s.ca.pem);
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = vec![
+        GOOD.to_string(),
+        "fixtures/rendered/production.yaml".to_string(),
+    ];
+    files.extend(bad_fixtures().iter().map(|p| relative(p)));
+    let mut compared = 0;
+    for file in files {
+        for (i, obj) in objects_of(&file).iter().enumerate() {
+            let body = review("CREATE", Some(obj), false);
+            let path = dir.path().join(format!("review-{i}.json"));
+            std::fs::write(&path, body.to_string()).unwrap();
+            let cli = lkguard(&["review", path.to_str().unwrap()]);
+            let cli_response: Value = serde_json::from_slice(&cli.stdout).unwrap();
+            let served = post(&c, &s, &body).await;
+            assert_eq!(
+                rule_ids(&cli_response),
+                rule_ids(&served),
+                "{file} object {i}"
+            );
+            assert_eq!(
+                cli_response["response"]["allowed"],
+                served["response"]["allowed"]
+            );
+            assert_eq!(
+                cli.status.code(),
+                Some(if served["response"]["allowed"] == true {
+                    0
+                } else {
+                    1
+                })
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 200, "{compared}");
+}
