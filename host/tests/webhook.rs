@@ -452,3 +452,99 @@ async fn every_fixture_object_gets_the_same_verdict_from_the_cli_and_the_webhook
     }
     assert!(compared > 200, "{compared}");
 }
+
+#[test]
+fn the_deployment_manifests_render_and_hold_what_a_webhook_needs() {
+    let out = Command::new("kubectl")
+        .args(["kustomize", "deploy/webhook"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<Value> =
+        serde_yaml::Deserializer::from_str(&String::from_utf8_lossy(&out.stdout))
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+    let get = |kind: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+    };
+    let d = get("Deployment");
+    assert_eq!(d["spec"]["replicas"], 2);
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let c = &pod["containers"][0];
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert!(c["resources"]["requests"]["memory"].is_string());
+    assert!(c["resources"]["limits"]["memory"].is_string());
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(get("Service")["spec"]["ports"][0]["port"], 443);
+    assert_eq!(get("PodDisruptionBudget")["spec"]["minAvailable"], 1);
+    let w = get("ValidatingWebhookConfiguration");
+    assert_eq!(
+        w["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        "lkguard-system/lkguard-webhook"
+    );
+    let hook = &w["webhooks"][0];
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["sideEffects"], "None");
+    assert_eq!(hook["admissionReviewVersions"], json!(["v1"]));
+    let timeout = hook["timeoutSeconds"].as_u64().unwrap();
+    let deadline_ms: u64 = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|a| {
+            a.as_str()?
+                .strip_prefix("--request-deadline-ms=")?
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    assert!(
+        deadline_ms < timeout * 1000,
+        "the server answers before the API server gives up"
+    );
+    assert_eq!(
+        hook["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "memql"
+    );
+    assert_eq!(hook["clientConfig"]["service"]["path"], "/validate");
+    let resources: Vec<&str> = hook["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+        })
+        .collect();
+    for r in [
+        "deployments",
+        "statefulsets",
+        "daemonsets",
+        "jobs",
+        "cronjobs",
+        "pods",
+        "configmaps",
+        "services",
+        "externalsecrets",
+        "rollouts",
+    ] {
+        assert!(resources.contains(&r), "{r} not watched");
+    }
+    assert!(docs.iter().any(|d| d["kind"] == "Issuer"));
+    assert_eq!(
+        get("Certificate")["spec"]["secretName"],
+        "lkguard-webhook-tls"
+    );
+}
