@@ -81,29 +81,30 @@ impl Options {
                 selection.embedded = Some(ids);
             }
             settings.extend(c.settings.clone());
-            if let Some(ms) = c.deadline_ms {
-                limits.deadline = Duration::from_millis(ms);
-            }
-            if let Some(mib) = c.memory_mib {
-                limits.memory_bytes = mib << 20;
-            }
+            set_limits(&mut limits, c.deadline_ms, c.memory_mib);
         }
         selection
             .files
             .extend(self.policies.iter().map(|p| (p.clone(), None)));
         settings.extend(self.settings.clone());
-        if let Some(ms) = self.deadline_ms {
-            limits.deadline = Duration::from_millis(ms);
-        }
-        if let Some(mib) = self.memory_mib {
-            limits.memory_bytes = mib << 20;
-        }
+        set_limits(&mut limits, self.deadline_ms, self.memory_mib);
         Ok(Resolved {
             config,
             selection,
             settings,
             limits,
         })
+    }
+}
+
+/// Limits given (by `lkguard.yaml` or the command line) replace the ones
+/// before them.
+fn set_limits(limits: &mut Limits, deadline_ms: Option<u64>, memory_mib: Option<usize>) {
+    if let Some(ms) = deadline_ms {
+        limits.deadline = Duration::from_millis(ms);
+    }
+    if let Some(mib) = memory_mib {
+        limits.memory_bytes = mib << 20;
     }
 }
 

@@ -304,22 +304,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             let request = lkguard::webhook::review::parse(&body)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            let resolved = engine
-                .options(Vec::new(), BTreeMap::new(), None)
-                .resolve()
-                .map_err(check::CheckError::from)?;
-            let registry = check::registry(
-                &resolved.selection,
-                engine.cache_dir(),
-                resolved.limits,
+            let reviewer = lkguard::webhook::review::Reviewer::load(
+                &engine.options(Vec::new(), BTreeMap::new(), None),
                 Lifetime::OneShot,
             )?;
-            let settings = registry.settings(&resolved.settings)?;
-            let reviewer = lkguard::webhook::review::Reviewer {
-                registry,
-                settings,
-                config: resolved.config,
-            };
             let verdict = reviewer.review(&request, &mut Vec::new());
             let mut text = serde_json::to_string_pretty(&request.respond(&verdict))?;
             text.push('\n');

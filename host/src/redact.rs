@@ -32,17 +32,18 @@ pub fn masked(file: &SourceFile) -> String {
             if !(text.contains(':') || text.contains('-')) {
                 continue;
             }
-            let Ok(inner_value) = serde_yaml::from_str::<Value>(text) else {
+            // A YAML document inside a string: the livekit config's `keys:`,
+            // or an inline kustomize patch carrying an env literal. Parsed
+            // once; the JSON view is converted from it.
+            let Ok(config) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
                 continue;
             };
-            // A YAML document inside a string: the livekit config's `keys:`,
-            // or an inline kustomize patch carrying an env literal.
+            let Ok(inner_value) = serde_json::to_value(&config) else {
+                continue;
+            };
             let mut inner_pointers = Vec::new();
             sensitive(&inner_value, "", &mut inner_pointers);
-            let config = serde_yaml::from_str::<serde_yaml::Value>(text).ok();
-            let keys = config
-                .as_ref()
-                .is_some_and(|c| looks_like_config(c) || c.get("keys").is_some());
+            let keys = looks_like_config(&config) || config.get("keys").is_some();
             if inner_pointers.is_empty() && !keys {
                 continue;
             }

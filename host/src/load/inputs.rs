@@ -155,7 +155,8 @@ impl Loaded {
     }
 }
 
-fn resource(value: &Value, origin: u32) -> Option<Resource> {
+/// The batch entry of a Kubernetes object; `None` without apiVersion/kind.
+pub fn resource(value: &Value, origin: u32) -> Option<Resource> {
     let s = |p: &str| value.pointer(p).and_then(Value::as_str).map(str::to_string);
     let api_version = s("/apiVersion")?;
     let kind = s("/kind")?;

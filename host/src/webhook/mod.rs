@@ -115,27 +115,14 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     });
     // Compile (or map from the cache) every policy before reporting ready;
     // health and metrics answer meanwhile.
-    let resolved = opts.check.resolve().map_err(check::CheckError::from)?;
-    let cache = opts.check.cache_dir.clone();
-    let reviewer = tokio::task::spawn_blocking(move || -> Result<Reviewer, check::CheckError> {
-        let registry = check::registry(
-            &resolved.selection,
-            cache,
-            resolved.limits,
-            Lifetime::Serving,
-        )?;
-        let settings = registry.settings(&resolved.settings)?;
-        Ok(Reviewer {
-            registry,
-            settings,
-            config: resolved.config,
-        })
-    })
-    .await
-    .map_err(|e| ServeError::Listen {
-        addr: local,
-        message: format!("loading policies crashed: {e}"),
-    })??;
+    let check_options = opts.check;
+    let reviewer =
+        tokio::task::spawn_blocking(move || Reviewer::load(&check_options, Lifetime::Serving))
+            .await
+            .map_err(|e| ServeError::Listen {
+                addr: local,
+                message: format!("loading policies crashed: {e}"),
+            })??;
     let policies = reviewer.registry.policies.len();
     let _ = shared.reviewer.set(Arc::new(reviewer));
     shared.ready.store(true, Ordering::SeqCst);

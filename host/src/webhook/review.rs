@@ -13,11 +13,12 @@ use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview,
 use kube_core::DynamicObject;
 use serde_json::Value;
 
-use crate::check::Located;
+use crate::check::{self, Located};
 use crate::config::Config;
+use crate::engine::Lifetime;
 use crate::exempt;
 use crate::load::Loaded;
-use crate::model::{Batch, Origin, Resource, Severity};
+use crate::model::{Batch, Origin, Severity};
 use crate::policy::Registry;
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -122,6 +123,24 @@ impl Request {
 }
 
 impl Reviewer {
+    /// The registry, settings and `lkguard.yaml` that `options` select, as
+    /// `lkguard check` would resolve them.
+    pub fn load(options: &check::Options, lifetime: Lifetime) -> Result<Self, check::CheckError> {
+        let resolved = options.resolve()?;
+        let registry = check::registry(
+            &resolved.selection,
+            options.cache_dir.clone(),
+            resolved.limits,
+            lifetime,
+        )?;
+        let settings = registry.settings(&resolved.settings)?;
+        Ok(Reviewer {
+            registry,
+            settings,
+            config: resolved.config,
+        })
+    }
+
     /// Evaluates the request's object; `timings` receives each policy's
     /// evaluation time. Fails closed: a policy that could not run denies.
     pub fn review(&self, req: &Request, timings: &mut Vec<(String, Duration)>) -> Verdict {
@@ -135,25 +154,13 @@ impl Reviewer {
         let Some(object) = req.subject() else {
             return allowed;
         };
-        let s = |p: &str| {
-            object
-                .pointer(p)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        let (Some(api_version), Some(kind)) = (s("/apiVersion"), s("/kind")) else {
+        let Some(mut resource) = crate::load::resource(object, 0) else {
             return allowed;
         };
-        let resource = Resource {
-            api_version,
-            kind,
-            name: s("/metadata/name")
-                .or_else(|| s("/metadata/generateName"))
-                .unwrap_or_default(),
-            namespace: s("/metadata/namespace").or_else(|| req.namespace.clone()),
-            origin: 0,
-            json: object.to_string(),
-        };
+        // A namespaced object may leave its namespace to the request.
+        if resource.namespace.is_none() {
+            resource.namespace = req.namespace.clone();
+        }
         let loaded = Loaded {
             batch: Batch {
                 origins: vec![Origin {
