@@ -117,6 +117,9 @@ impl Runtime {
     ) -> Result<Arc<Self>, EngineError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // Findings and failures name the policy and the trap; a backtrace of a
+        // stripped component names nothing, so it is not captured.
+        config.wasm_backtrace_max_frames(None);
         config.wasm_component_model(true);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(limits, lifetime)));
         let engine = Engine::new(&config).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
@@ -247,7 +250,16 @@ impl Runtime {
         {
             return EngineError::Memory(self.limits.memory_bytes >> 20);
         }
-        EngineError::Trap(text)
+        // The trap itself ("wasm `unreachable` instruction executed", which is
+        // how a Rust panic ends under panic=abort), not a backtrace of
+        // unnamed functions in a stripped component. The panic message stays
+        // out: it can quote the data the policy was reading.
+        match e.downcast_ref::<Trap>() {
+            Some(trap) => {
+                EngineError::Trap(trap.to_string().trim_start_matches("wasm trap: ").into())
+            }
+            None => EngineError::Trap(text.lines().last().unwrap_or_default().trim().to_string()),
+        }
     }
 
     /// Metadata is constant work, not input-sized, so it gets at least a
@@ -429,13 +441,7 @@ fn pool(limits: Limits, lifetime: Lifetime) -> PoolingAllocationConfig {
         .max_tables_per_module(4)
         .max_memories_per_module(2)
         .table_elements(200_000)
-        .max_memory_size(limits.memory_bytes)
-        // A policy touches little of its memory (about 1.3 MiB accessible on
-        // the fixture renders, most of it the untouched shadow stack), and
-        // zeroing that in place is cheaper than giving the pages back and
-        // faulting them in again on the next instance; beyond it, pages are
-        // still returned to the kernel.
-;
+        .max_memory_size(limits.memory_bytes);
     if lifetime == Lifetime::Serving {
         // A policy touches little of its memory (about 1.3 MiB is accessible
         // on the fixture renders, most of it untouched shadow stack). When a

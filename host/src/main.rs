@@ -307,6 +307,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let reviewer = lkguard::webhook::review::Reviewer::load(
                 &engine.options(Vec::new(), BTreeMap::new(), None),
                 Lifetime::OneShot,
+                None,
             )?;
             let verdict = reviewer.review(&request, &mut Vec::new());
             let mut text = serde_json::to_string_pretty(&request.respond(&verdict))?;

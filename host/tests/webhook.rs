@@ -164,6 +164,16 @@ async fn post(c: &reqwest::Client, s: &Server, body: &Value) -> Value {
 }
 
 /// Rule ids in a denial message or warnings, sorted.
+async fn metrics(c: &reqwest::Client, s: &Server) -> String {
+    c.get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn rule_ids(response: &Value) -> Vec<String> {
     let mut text = response["response"]["status"]["message"]
         .as_str()
@@ -319,14 +329,7 @@ async fn bad_requests_get_clear_http_errors() {
     assert_eq!(r.status(), 200);
     let r = c.get(format!("{}/readyz", s.url)).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let metrics = c
-        .get(format!("{}/metrics", s.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&c, &s).await;
     assert!(
         metrics.contains("lkguard_admission_requests_total{verdict=\"invalid\"} 3"),
         "{metrics}"
@@ -335,33 +338,88 @@ async fn bad_requests_get_clear_http_errors() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_policy_that_fails_denies_naming_it_and_the_server_goes_on() {
-    // A 1 ms budget and a 1.5 MB livekit config to parse: the policies that
-    // read it run past their deadline.
-    let s = start(&["--deadline-ms", "1"]);
+    // Real hostile components next to the bundle: one never returns, one
+    // panics (a wasm trap), one allocates without end.
+    let (looping, trap, bomb) = (hostile("loop"), hostile("trap"), hostile("memory-bomb"));
+    let mut args = vec!["--deadline-ms", "200", "--memory-mib", "32"];
+    for p in [&looping, &trap, &bomb] {
+        args.extend(["--policy", p.to_str().unwrap()]);
+    }
+    let s = start(&args);
     let c = client(&s.ca.pem);
-    let mut obj = find(GOOD, "ConfigMap", "livekit-config");
-    let mut config = String::from("port: 7880\nrtc:\n  use_external_ip: false\nroom:\n");
-    for i in 0..80_000 {
-        config.push_str(&format!("  k{i}: {i}\n"));
-    }
-    assert!(config.len() < 3 << 20);
-    obj["data"]["livekit.yaml"] = json!(config);
-    for _ in 0..2 {
-        let r = post(&c, &s, &review("CREATE", Some(&obj), false)).await;
+    let bad = find(
+        "fixtures/rendered/bad/image-digest-tag-only.yaml",
+        "Deployment",
+        "livekit",
+    );
+    for round in 0..2 {
+        let started = std::time::Instant::now();
+        let r = post(&c, &s, &review("CREATE", Some(&bad), false)).await;
         assert_eq!(r["response"]["allowed"], false, "{r:#}");
+        assert_eq!(r["response"]["uid"], "uid-CREATE-livekit", "{r:#}");
         let m = r["response"]["status"]["message"].as_str().unwrap();
+        for expected in [
+            "could not evaluate policy hostile-loop: it exceeded its deadline of 200 ms",
+            "could not evaluate policy hostile-trap: it trapped: wasm `unreachable` instruction executed",
+            "could not evaluate policy hostile-memory-bomb: it exceeded its memory cap of 32 MiB",
+        ] {
+            assert!(m.contains(expected), "round {round}: no {expected:?} in {m}");
+        }
+        // The other policies' verdicts are still given.
+        assert!(m.contains("livekit/image-digest"), "{m}");
+        // Stopped at the deadline, not at the 8 s request deadline.
         assert!(
-            m.contains("could not evaluate policy use-external-ip"),
-            "{m}"
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
         );
-        assert!(m.contains("exceeded its deadline of 1 ms"), "{m}");
     }
-    // The server answers the next request (under a 1 ms budget even a small
-    // object may be cut off, so only the answer is asserted, not its verdict).
+    // The next request, of an object the hostile policies still fail on, is
+    // answered the same; a GET is served as ever.
     let ok = find(GOOD, "Service", "livekit");
     let r = post(&c, &s, &review("CREATE", Some(&ok), false)).await;
     assert_eq!(r["response"]["uid"], "uid-CREATE-livekit", "{r:#}");
+    assert_eq!(r["response"]["allowed"], false, "{r:#}");
     let r = c.get(format!("{}/healthz", s.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let metrics = metrics(&c, &s).await;
+    assert!(
+        metrics.contains("lkguard_admission_requests_total{verdict=\"denied\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_answers_by_its_request_deadline_whatever_the_policies_do() {
+    // A policy deadline of 60 s is longer than the request's 1 s: the server
+    // answers (denying) by the request deadline, stops the evaluation there
+    // too rather than let it burn a core for a minute, and goes on.
+    let looping = hostile("loop");
+    let s = start(&[
+        "--deadline-ms",
+        "60000",
+        "--request-deadline-ms",
+        "1000",
+        "--policy",
+        looping.to_str().unwrap(),
+    ]);
+    let c = client(&s.ca.pem);
+    let obj = find(GOOD, "Service", "livekit");
+    let started = std::time::Instant::now();
+    let r = post(&c, &s, &review("CREATE", Some(&obj), false)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(r["response"]["allowed"], false, "{r:#}");
+    let m = r["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("within the request deadline of 1000 ms")
+            || m.contains("hostile-loop: it exceeded its deadline of 1000 ms"),
+        "{m}"
+    );
+    let r = c.get(format!("{}/readyz", s.url)).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
 

@@ -116,13 +116,15 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     // Compile (or map from the cache) every policy before reporting ready;
     // health and metrics answer meanwhile.
     let check_options = opts.check;
-    let reviewer =
-        tokio::task::spawn_blocking(move || Reviewer::load(&check_options, Lifetime::Serving))
-            .await
-            .map_err(|e| ServeError::Listen {
-                addr: local,
-                message: format!("loading policies crashed: {e}"),
-            })??;
+    let request_deadline = opts.request_deadline;
+    let reviewer = tokio::task::spawn_blocking(move || {
+        Reviewer::load(&check_options, Lifetime::Serving, Some(request_deadline))
+    })
+    .await
+    .map_err(|e| ServeError::Listen {
+        addr: local,
+        message: format!("loading policies crashed: {e}"),
+    })??;
     let policies = reviewer.registry.policies.len();
     let _ = shared.reviewer.set(Arc::new(reviewer));
     shared.ready.store(true, Ordering::SeqCst);

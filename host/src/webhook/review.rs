@@ -124,9 +124,23 @@ impl Request {
 
 impl Reviewer {
     /// The registry, settings and `lkguard.yaml` that `options` select, as
-    /// `lkguard check` would resolve them.
-    pub fn load(options: &check::Options, lifetime: Lifetime) -> Result<Self, check::CheckError> {
-        let resolved = options.resolve()?;
+    /// `lkguard check` would resolve them. A server passes its request
+    /// deadline as `max_deadline`: an evaluation allowed to outlive the
+    /// answer would go on burning a core for a request already denied.
+    pub fn load(
+        options: &check::Options,
+        lifetime: Lifetime,
+        max_deadline: Option<Duration>,
+    ) -> Result<Self, check::CheckError> {
+        let mut resolved = options.resolve()?;
+        if let Some(max) = max_deadline.filter(|max| resolved.limits.deadline > *max) {
+            tracing::warn!(
+                policy_deadline_ms = resolved.limits.deadline.as_millis() as u64,
+                request_deadline_ms = max.as_millis() as u64,
+                "the policy deadline is longer than the request deadline; using the request deadline"
+            );
+            resolved.limits.deadline = max;
+        }
         let registry = check::registry(
             &resolved.selection,
             options.cache_dir.clone(),

@@ -110,3 +110,43 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A hostile policy component from `fixtures/hostile/<crate>`, built for
+/// wasm32-wasip2 on first use in this test process (cargo's own lock keeps
+/// test binaries that build at once from clashing). `name` is the crate
+/// directory, e.g. `loop`.
+pub fn hostile(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let target = root().join("target").join("hostile-policies");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(root().join("fixtures/hostile"));
+        // The outer `cargo test`'s settings describe the host build.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if key.starts_with("CARGO_") && key != "CARGO_HOME" && !key.starts_with("CARGO_NET_")
+                || key == "RUSTFLAGS"
+            {
+                cmd.env_remove(&key);
+            }
+        }
+        let out = cmd.output().expect("running cargo for fixtures/hostile");
+        assert!(
+            out.status.success(),
+            "building fixtures/hostile failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.join("wasm32-wasip2").join("release")
+    });
+    let file = dir.join(format!("hostile_{}.wasm", name.replace('-', "_")));
+    assert!(file.exists(), "{} was not built", file.display());
+    file
+}
