@@ -33,6 +33,8 @@ fn main() {
     println!("cargo:rerun-if-changed=Cargo.lock");
     // The `policy` profile lives in the root manifest.
     println!("cargo:rerun-if-changed=Cargo.toml");
+    // Link arguments of the components (initial memory).
+    println!("cargo:rerun-if-changed=.cargo/config.toml");
     println!("cargo:rerun-if-env-changed=LKGUARD_PREBUILT_POLICIES");
 
     let built = match env::var_os("LKGUARD_PREBUILT_POLICIES") {

@@ -119,6 +119,40 @@ fn main() {
     let nat = time(runs, || assert_eq!(native(batch), 0));
     let nat_par = time(runs, || assert_eq!(native_parallel(batch), 0));
 
+    // What the webhook evaluates per request: one object (the livekit
+    // Deployment), the policies one after another on the request's thread.
+    let mut webhook = load(Lifetime::Serving);
+    webhook.parallel = false;
+    let deployment = batch
+        .resources
+        .iter()
+        .find(|r| r.kind == "Deployment" && r.name == "livekit")
+        .expect("the staging render has the livekit Deployment");
+    let single = Batch {
+        origins: vec![lkguard_policy_sdk::Origin {
+            name: "admission".into(),
+            deployable: true,
+            complete: false,
+        }],
+        resources: vec![lkguard_policy_sdk::Resource {
+            origin: 0,
+            ..deployment.clone()
+        }],
+    };
+    let one_object = time(runs * 4, || {
+        let (f, failures) = webhook.evaluate(&single, &settings);
+        assert!(f.is_empty() && failures.is_empty());
+    });
+    let one_object_empty = time(runs * 4, || {
+        let empty = Batch {
+            origins: single.origins.clone(),
+            resources: Vec::new(),
+        };
+        let (_, failures) = webhook.evaluate(&empty, &settings);
+        assert!(failures.is_empty());
+    });
+    let one_object_native = time(runs * 4, || assert_eq!(native(&single), 0));
+
     let bin = env!("CARGO_BIN_EXE_lkguard");
     let args: Vec<String> = renders.iter().map(|p| p.display().to_string()).collect();
     let check = |cache: &std::path::Path| {
@@ -210,6 +244,14 @@ fn main() {
         wasm_one_shot,
         nat_par,
     );
+    println!("one admission object (the livekit Deployment), policies one after another:");
+    row("wasm (serve), fresh instance per policy", one_object);
+    row(
+        "wasm (serve) on an empty batch (instantiate + call)",
+        one_object_empty,
+    );
+    row("native, same Rust", one_object_native);
+    ratio("ratio wasm / native", one_object, one_object_native);
     println!("lkguard check staging.yaml production.yaml, whole process:");
     row(&format!("empty component cache ({cold_runs} runs)"), empty);
     row("warm component cache (31 runs)", warm);

@@ -104,6 +104,10 @@ pub struct Selection {
 pub struct Registry {
     runtime: Arc<Runtime>,
     pub policies: Vec<Policy>,
+    /// Evaluate a batch's policies side by side (one worker per core). A
+    /// server turns this off: its concurrency comes from requests, and a
+    /// thread per request only adds a spawn and a join to each.
+    pub parallel: bool,
 }
 
 impl Registry {
@@ -175,7 +179,11 @@ impl Registry {
                 None => policies.push(p),
             }
         }
-        Ok(Registry { runtime, policies })
+        Ok(Registry {
+            runtime,
+            policies,
+            parallel: true,
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<&Policy> {
@@ -252,8 +260,9 @@ impl Registry {
     ) {
         let prepared = self.runtime.prepare(batch);
         let mut timings = Vec::new();
+        let max_workers = if self.parallel { usize::MAX } else { 1 };
         let results: Vec<(String, Result<Vec<Finding>, String>)> =
-            on_workers(&self.policies, |p| {
+            on_workers_max(&self.policies, max_workers, |p| {
                 let s = settings.get(p.id()).map(String::as_str).unwrap_or("{}");
                 let started = Instant::now();
                 let r = self
@@ -308,12 +317,19 @@ impl Registry {
 /// spawning, and every extra thread widening the TLB shootdowns that resetting
 /// a pooled instance's memory sends. `None` where `f` panicked.
 pub fn on_workers<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<Option<R>> {
+    on_workers_max(items, usize::MAX, f)
+}
+
+/// As [`on_workers`], with at most `max` workers (1: all on the calling thread).
+pub fn on_workers_max<T: Sync, R: Send>(
+    items: &[T],
+    max: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<Option<R>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len());
+    let workers = cores().min(items.len()).min(max.max(1));
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
     let work = || loop {
@@ -334,6 +350,14 @@ pub fn on_workers<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> 
         .into_iter()
         .map(|m| m.into_inner().ok().flatten())
         .collect()
+}
+
+/// `available_parallelism` reads the cgroup's CPU quota from /proc and /sys
+/// on every call (7 % of a webhook evaluation's time when asked per request);
+/// the answer does not change while the process lives.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, PolicyError> {

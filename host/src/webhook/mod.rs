@@ -125,6 +125,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         addr: local,
         message: format!("loading policies crashed: {e}"),
     })??;
+    release_compiler_memory();
     let policies = reviewer.registry.policies.len();
     let _ = shared.reviewer.set(Arc::new(reviewer));
     shared.ready.store(true, Ordering::SeqCst);
@@ -182,6 +183,17 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         tracing::warn!("drain timed out; closing remaining connections");
     }
     Ok(())
+}
+
+/// Compiling the policies (no cache yet, as on a pod's first start) leaves
+/// Cranelift's freed working memory in glibc's per-thread arenas: 68 MiB of a
+/// fresh server's 93 MiB RSS. A long-lived process hands it back once.
+fn release_compiler_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 async fn shutdown_signal() {

@@ -66,7 +66,8 @@ pub struct Request {
 }
 
 pub fn parse(body: &[u8]) -> Result<Request, ReviewError> {
-    let raw: Value = serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
+    let mut raw: Value =
+        serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
     let api = raw
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -75,10 +76,17 @@ pub fn parse(body: &[u8]) -> Result<Request, ReviewError> {
     if api != API_VERSION || kind != "AdmissionReview" {
         return Err(ReviewError::Version(format!("{api} {kind}")));
     }
+    // Taken out, not copied, and oldObject dropped: the typed request is only
+    // for answering (uid, kinds), and converting an object into kube-core's
+    // DynamicObject (a flattened map) costs as much as a policy evaluating it.
     let object = raw
-        .pointer("/request/object")
-        .filter(|o| o.is_object())
-        .cloned();
+        .pointer_mut("/request/object")
+        .map(Value::take)
+        .filter(Value::is_object)
+        .map(without_managed_fields);
+    if let Some(old) = raw.pointer_mut("/request/oldObject") {
+        old.take();
+    }
     let review: AdmissionReview<DynamicObject> =
         serde_json::from_value(raw).map_err(|e| ReviewError::Shape(e.to_string()))?;
     let request: AdmissionRequest<DynamicObject> =
@@ -97,6 +105,17 @@ pub fn parse(body: &[u8]) -> Result<Request, ReviewError> {
         request,
         object,
     })
+}
+
+/// The API server adds `metadata.managedFields` (field names, no values) to
+/// every object it sends, often larger than the spec itself. No policy reads
+/// it and no rendered manifest carries it, so every policy would only parse
+/// it for nothing.
+fn without_managed_fields(mut object: Value) -> Value {
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("managedFields");
+    }
+    object
 }
 
 impl Request {
@@ -141,12 +160,14 @@ impl Reviewer {
             );
             resolved.limits.deadline = max;
         }
-        let registry = check::registry(
+        let mut registry = check::registry(
             &resolved.selection,
             options.cache_dir.clone(),
             resolved.limits,
             lifetime,
         )?;
+        // One object per request: concurrency comes from the requests.
+        registry.parallel = lifetime != Lifetime::Serving;
         let settings = registry.settings(&resolved.settings)?;
         Ok(Reviewer {
             registry,
