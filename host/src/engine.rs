@@ -125,6 +125,7 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| frozen_sleeps(&mut linker))
             .map_err(|e| EngineError::Link(format!("{e:#}")))?;
         Ok(Arc::new(Runtime {
             engine,
@@ -421,6 +422,49 @@ fn sandbox() -> WasiCtx {
         .insecure_random_seed(0)
         .allow_ip_name_lookup(false);
     b.build()
+}
+
+/// The clock a policy sees is frozen, so a sleep on it is over at once.
+///
+/// wasmtime-wasi's own `subscribe-duration`/`subscribe-instant` wait in real
+/// time inside the host call, where epoch interruption cannot reach: a policy
+/// that slept would hold its thread past any deadline (and `lkguard check`
+/// would wait it out). Shadowed here by pollables that are ready at once; a
+/// policy that sleeps in a loop is then an ordinary loop, stopped at its
+/// deadline.
+fn frozen_sleeps(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime::StoreContextMut;
+    use wasmtime_wasi::p2::{subscribe, DynPollable, Pollable};
+
+    struct Elapsed;
+    impl Pollable for Elapsed {
+        // What `#[async_trait]` expands `async fn ready(&mut self)` to.
+        fn ready<'life0, 'async_trait>(
+            &'life0 mut self,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'async_trait>>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async {})
+        }
+    }
+    fn elapsed(
+        mut store: StoreContextMut<'_, State>,
+        _: (u64,),
+    ) -> wasmtime::Result<(Resource<DynPollable>,)> {
+        let table = &mut store.data_mut().table;
+        let timer = table.push(Elapsed)?;
+        Ok((subscribe(table, timer)?,))
+    }
+    linker.allow_shadowing(true);
+    // The version wasmtime-wasi registers; guests importing any 0.2.x match it.
+    let mut clock = linker.instance("wasi:clocks/monotonic-clock@0.2.12")?;
+    clock.func_wrap("subscribe-duration", elapsed)?;
+    clock.func_wrap("subscribe-instant", elapsed)?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 /// Instances come from a pool: a fresh instance per evaluation then costs a

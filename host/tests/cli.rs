@@ -236,6 +236,59 @@ fn a_policy_past_its_deadline_fails_closed_naming_the_policy() {
 }
 
 #[test]
+fn hostile_policies_fail_closed_naming_the_limit_and_the_bundle_still_reports() {
+    // Real components from fixtures/hostile, each loaded next to the bundle.
+    let bad = "fixtures/rendered/bad/image-digest-tag-only.yaml";
+    let cases = [
+        ("loop", "hostile-loop", "exceeded its deadline of 300 ms"),
+        // An hour-long sleep, again and again: the frozen clock ends each
+        // at once, so it is a loop the deadline stops.
+        ("sleep", "hostile-sleep", "exceeded its deadline of 300 ms"),
+        (
+            "trap",
+            "hostile-trap",
+            "trapped: wasm `unreachable` instruction executed",
+        ),
+        (
+            "memory-bomb",
+            "hostile-memory-bomb",
+            "exceeded its memory cap of 32 MiB",
+        ),
+    ];
+    for (krate, id, limit) in cases {
+        let wasm = hostile(krate);
+        let started = std::time::Instant::now();
+        let out = lkguard(&[
+            "check",
+            "--format",
+            "json",
+            "--deadline-ms",
+            "300",
+            "--memory-mib",
+            "32",
+            "--policy",
+            wasm.to_str().unwrap(),
+            bad,
+        ]);
+        let took = started.elapsed();
+        let doc = json(&out);
+        assert_eq!(out.status.code(), Some(2), "{id}: {doc:#}");
+        assert!(took < std::time::Duration::from_secs(60), "{id}: {took:?}");
+        let failures = doc["failures"].as_array().unwrap();
+        assert_eq!(failures.len(), 1, "{id}: {doc:#}");
+        assert_eq!(failures[0]["policy"], id, "{doc:#}");
+        assert_eq!(failures[0]["message"], limit, "{doc:#}");
+        let rules: Vec<&str> = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["rule"].as_str())
+            .collect();
+        assert!(rules.contains(&"livekit/image-digest"), "{id}: {rules:?}");
+    }
+}
+
+#[test]
 fn a_policy_over_its_memory_cap_fails_closed_and_others_still_report() {
     let dir = tempfile::tempdir().unwrap();
     let big = big_render(dir.path(), 400);

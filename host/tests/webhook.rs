@@ -339,10 +339,13 @@ async fn bad_requests_get_clear_http_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_policy_that_fails_denies_naming_it_and_the_server_goes_on() {
     // Real hostile components next to the bundle: one never returns, one
-    // panics (a wasm trap), one allocates without end.
-    let (looping, trap, bomb) = (hostile("loop"), hostile("trap"), hostile("memory-bomb"));
+    // panics (a wasm trap), one allocates without end, one sleeps for hours.
+    let components: Vec<_> = ["loop", "trap", "memory-bomb", "sleep"]
+        .into_iter()
+        .map(hostile)
+        .collect();
     let mut args = vec!["--deadline-ms", "200", "--memory-mib", "32"];
-    for p in [&looping, &trap, &bomb] {
+    for p in &components {
         args.extend(["--policy", p.to_str().unwrap()]);
     }
     let s = start(&args);
@@ -362,6 +365,7 @@ async fn a_policy_that_fails_denies_naming_it_and_the_server_goes_on() {
             "could not evaluate policy hostile-loop: it exceeded its deadline of 200 ms",
             "could not evaluate policy hostile-trap: it trapped: wasm `unreachable` instruction executed",
             "could not evaluate policy hostile-memory-bomb: it exceeded its memory cap of 32 MiB",
+            "could not evaluate policy hostile-sleep: it exceeded its deadline of 200 ms",
         ] {
             assert!(m.contains(expected), "round {round}: no {expected:?} in {m}");
         }
