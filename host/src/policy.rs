@@ -269,14 +269,14 @@ impl Registry {
                     .runtime
                     .validate(&p.component, &prepared, s)
                     .map_err(|e| e.to_string());
-                (p.id().to_string(), r, started.elapsed())
+                (r, started.elapsed())
             })
             .into_iter()
             .zip(&self.policies)
             .map(|(r, p)| match r {
-                Some((id, r, took)) => {
-                    timings.push((id.clone(), took));
-                    (id, r)
+                Some((r, took)) => {
+                    timings.push((p.id().to_string(), took));
+                    (p.id().to_string(), r)
                 }
                 None => (
                     p.id().to_string(),

@@ -16,8 +16,7 @@ pub mod tls;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -64,8 +63,8 @@ pub enum ServeError {
 }
 
 struct Shared {
-    reviewer: tokio::sync::OnceCell<Arc<Reviewer>>,
-    ready: AtomicBool,
+    /// Set once every policy is loaded: the server is ready from then on.
+    reviewer: OnceLock<Arc<Reviewer>>,
     metrics: Metrics,
     permits: Semaphore,
     request_deadline: Duration,
@@ -81,11 +80,13 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
         .expect("static response parts are valid")
 }
 
-fn json(value: &serde_json::Value) -> Response<Body> {
+fn json(value: &impl serde::Serialize) -> Response<Body> {
+    // Serialising a kube-core AdmissionReview cannot fail: string keys only.
+    let body = serde_json::to_vec(value).unwrap_or_default();
     Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(value.to_string())))
+        .body(Full::new(Bytes::from(body)))
         .expect("static response parts are valid")
 }
 
@@ -107,32 +108,19 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         message: e.to_string(),
     })?;
     let shared = Arc::new(Shared {
-        reviewer: tokio::sync::OnceCell::new(),
-        ready: AtomicBool::new(false),
+        reviewer: OnceLock::new(),
         metrics: Metrics::new(),
         permits: Semaphore::new(opts.concurrency.max(1)),
         request_deadline: opts.request_deadline,
     });
-    // Compile (or map from the cache) every policy before reporting ready;
-    // health and metrics answer meanwhile.
+    // Compile (or map from the cache) every policy while connections are
+    // already served: /healthz answers, /readyz and /validate say 503 until
+    // the policies are loaded.
     let check_options = opts.check;
     let request_deadline = opts.request_deadline;
-    let reviewer = tokio::task::spawn_blocking(move || {
+    let mut loading = Some(tokio::task::spawn_blocking(move || {
         Reviewer::load(&check_options, Lifetime::Serving, Some(request_deadline))
-    })
-    .await
-    .map_err(|e| ServeError::Listen {
-        addr: local,
-        message: format!("loading policies crashed: {e}"),
-    })??;
-    release_compiler_memory();
-    let policies = reviewer.registry.policies.len();
-    let _ = shared.reviewer.set(Arc::new(reviewer));
-    shared.ready.store(true, Ordering::SeqCst);
-    tracing::info!(%local, policies, "ready");
-    // Tests and scripts read the address from here (port 0 picks one).
-    println!("lkguard serve: listening on https://{local}");
-
+    }));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
@@ -168,6 +156,20 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                 });
+            }
+            loaded = async { loading.as_mut().expect("guarded by is_some").await }, if loading.is_some() => {
+                loading = None;
+                let reviewer = loaded.map_err(|e| ServeError::Listen {
+                    addr: local,
+                    message: format!("loading policies crashed: {e}"),
+                })??;
+                release_compiler_memory();
+                let policies = reviewer.registry.policies.len();
+                let _ = shared.reviewer.set(Arc::new(reviewer));
+                tracing::info!(%local, policies, "ready");
+                // Tests and scripts read the address from here once the
+                // server is ready (port 0 picks one).
+                println!("lkguard serve: listening on https://{local}");
             }
             _ = &mut shutdown => {
                 tracing::info!("shutting down: draining in-flight requests");
@@ -211,7 +213,7 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => {
-            if shared.ready.load(Ordering::SeqCst) {
+            if shared.reviewer.get().is_some() {
                 text(StatusCode::OK, "ready\n")
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "compiling policies\n")
@@ -325,8 +327,6 @@ fn fail_closed(reason: String) -> Verdict {
     Verdict {
         allowed: false,
         reasons: vec![format!("lkguard could not evaluate the object: {reason}")],
-        warnings: Vec::new(),
-        denied_rules: Vec::new(),
-        rules: Vec::new(),
+        ..Verdict::default()
     }
 }

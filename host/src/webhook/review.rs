@@ -35,7 +35,7 @@ pub enum ReviewError {
 }
 
 /// What the webhook decided, before it is written into a response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Verdict {
     pub allowed: bool,
     /// Denial reasons, one per error finding or failed policy.
@@ -120,7 +120,7 @@ fn without_managed_fields(mut object: Value) -> Value {
 
 impl Request {
     /// The AdmissionReview answering this request with `verdict`.
-    pub fn respond(&self, verdict: &Verdict) -> Value {
+    pub fn respond(&self, verdict: &Verdict) -> AdmissionReview<DynamicObject> {
         let mut response = AdmissionResponse::from(&self.request);
         if !verdict.allowed {
             response = response.deny(verdict.reasons.join("; "));
@@ -128,7 +128,7 @@ impl Request {
         if !verdict.warnings.is_empty() {
             response.warnings = Some(verdict.warnings.clone());
         }
-        serde_json::to_value(response.into_review()).unwrap_or(Value::Null)
+        response.into_review()
     }
 
     /// The object to evaluate: CREATE and UPDATE carry one; DELETE and
@@ -181,10 +181,7 @@ impl Reviewer {
     pub fn review(&self, req: &Request, timings: &mut Vec<(String, Duration)>) -> Verdict {
         let allowed = Verdict {
             allowed: true,
-            reasons: Vec::new(),
-            warnings: Vec::new(),
-            denied_rules: Vec::new(),
-            rules: Vec::new(),
+            ..Verdict::default()
         };
         let Some(object) = req.subject() else {
             return allowed;
