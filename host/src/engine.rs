@@ -121,6 +121,9 @@ impl Runtime {
         // stripped component names nothing, so it is not captured.
         config.wasm_backtrace_max_frames(None);
         config.wasm_component_model(true);
+        if std::env::var_os("LKGUARD_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(limits, lifetime)));
         let engine = Engine::new(&config).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);

@@ -11,7 +11,6 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::Service;
 use lkguard_policy_sdk::livekit::{LivekitContainer, Target};
 use lkguard_policy_sdk::{settings, workload, Batch, Finding, Metadata, Object, Policy, RuleInfo};
-use serde::Deserialize;
 
 pub const RULE: &str = "livekit/node-ip";
 const AZURE_IPV4: &str = "service.beta.kubernetes.io/azure-load-balancer-ipv4";
@@ -238,7 +237,7 @@ fn check_container(
         .iter()
         .filter(|o| o.is("", "Service") && o.origin == object.origin && o.same_namespace(object))
     {
-        let Ok(svc) = Service::deserialize(&svc_obj.value) else {
+        let Some(svc) = svc_obj.typed::<Service>() else {
             continue;
         };
         let selector: BTreeMap<String, String> = svc

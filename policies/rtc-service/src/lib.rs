@@ -214,7 +214,7 @@ fn check_server(
     let services: Vec<(&Object, Service)> = objects
         .iter()
         .filter(|o| o.is("", "Service") && o.origin == object.origin && o.same_namespace(object))
-        .filter_map(|o| Service::deserialize(&o.value).ok().map(|svc| (o, svc)))
+        .filter_map(|o| o.typed::<Service>().map(|svc| (o, svc)))
         .filter(|(_, svc)| {
             let spec = svc.spec.as_ref();
             let selector: BTreeMap<String, String> =

@@ -50,6 +50,54 @@ fn template_pointer(object: &Object) -> Option<&'static str> {
     }
 }
 
+/// `{"spec": ...}`, and so on: the path down to a pod template, typed, so
+/// serde_json reads the template straight from the text and skips every
+/// other field without building it.
+#[derive(Deserialize)]
+struct Spec<T> {
+    spec: Option<T>,
+}
+
+#[derive(Deserialize)]
+struct Template<T> {
+    template: Option<T>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobTemplate<T> {
+    job_template: Option<T>,
+}
+
+/// The pod template at `at` (one of [`template_pointer`]'s answers) in the
+/// object's JSON; `None` when it is absent or not shaped like one.
+fn template_at(json: &str, at: &str) -> Option<PodTemplateSpec> {
+    match at {
+        "/spec/template" => {
+            serde_json::from_str::<Spec<Template<PodTemplateSpec>>>(json)
+                .ok()?
+                .spec?
+                .template
+        }
+        "/spec/jobTemplate/spec/template" => {
+            serde_json::from_str::<Spec<JobTemplate<Spec<Template<PodTemplateSpec>>>>>(json)
+                .ok()?
+                .spec?
+                .job_template?
+                .spec?
+                .template
+        }
+        "/template" => {
+            serde_json::from_str::<Template<PodTemplateSpec>>(json)
+                .ok()?
+                .template
+        }
+        // A Pod has a template's two fields, `metadata` and `spec`, at its top.
+        "" => serde_json::from_str::<PodTemplateSpec>(json).ok(),
+        _ => None,
+    }
+}
+
 /// Every pod template in the objects, in batch order.
 pub fn pod_templates<'o, 'a>(objects: &'o [Object<'a>]) -> Vec<PodTemplate<'o, 'a>> {
     objects.iter().filter_map(pod_template).collect()
@@ -57,9 +105,7 @@ pub fn pod_templates<'o, 'a>(objects: &'o [Object<'a>]) -> Vec<PodTemplate<'o, '
 
 pub fn pod_template<'o, 'a>(object: &'o Object<'a>) -> Option<PodTemplate<'o, 'a>> {
     let at = template_pointer(object)?;
-    let raw = object.value.pointer(at)?;
-    // Deserialize from the borrowed value: no copy of the whole template.
-    let template = PodTemplateSpec::deserialize(raw).ok()?;
+    let template = template_at(&object.resource.json, at)?;
     let spec = template.spec?;
     let labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
     Some(PodTemplate {
@@ -231,7 +277,7 @@ pub fn data_path(key: &str) -> String {
 /// Reads `data` of a ConfigMap object as strings.
 pub fn config_map_data(object: &Object) -> BTreeMap<String, String> {
     object
-        .value
+        .value()
         .get("data")
         .and_then(Value::as_object)
         .map(|m| {
@@ -269,6 +315,83 @@ mod tests {
         assert_eq!(expand_env(&c, 1, "$$(LB)"), "$(LB)");
         assert_eq!(expand_env(&c, 0, "$(LB)"), "$(LB)");
         assert_eq!(expand_env(&c, 1, "a$b"), "a$b");
+    }
+
+    /// The template is read straight from the JSON text by its path for
+    /// each kind; a wrong type elsewhere in the object must not hide it.
+    #[test]
+    fn finds_the_template_of_every_workload_kind() {
+        let batch = crate::testkit::render(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: d}
+spec:
+  replicas: "two"   # wrong type, outside the template
+  template:
+    metadata: {labels: {app: d}}
+    spec: {containers: [{name: d, image: a}]}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: c}
+spec:
+  schedule: "* * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec: {containers: [{name: c, image: b}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p, labels: {app: p}}
+spec: {containers: [{name: p, image: c}]}
+status: {phase: Running}
+---
+apiVersion: v1
+kind: PodTemplate
+metadata: {name: t}
+template:
+  spec: {containers: [{name: t, image: d}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: broken}
+spec:
+  template:
+    spec: {containers: "not a list"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cm}
+data: {k: v}
+"#,
+        );
+        let objects = batch.objects();
+        let found: Vec<(String, String, String)> = pod_templates(&objects)
+            .iter()
+            .map(|t| {
+                (
+                    t.object.name().to_string(),
+                    t.spec_path.clone(),
+                    t.spec.containers[0].image.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let want = [
+            ("d", "/spec/template/spec", "a"),
+            ("c", "/spec/jobTemplate/spec/template/spec", "b"),
+            ("p", "/spec", "c"),
+            ("t", "/template/spec", "d"),
+        ];
+        assert_eq!(found, want.map(|(a, b, c)| (a.into(), b.into(), c.into())));
+        let labels = &pod_templates(&objects)[2].labels;
+        assert_eq!(labels.get("app").map(String::as_str), Some("p"));
+        // The tree of a kind without a template is still there for rules.
+        assert_eq!(
+            config_map_data(&objects[5]).get("k").map(String::as_str),
+            Some("v")
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ fn secret() -> String {
 /// defaults to the ExternalSecret's own name.
 fn external_secret_target(o: &Object) -> (String, bool) {
     match o
-        .value
+        .value()
         .pointer("/spec/target/name")
         .and_then(|v| v.as_str())
     {
@@ -54,7 +54,7 @@ fn is_external_secret(o: &Object) -> bool {
 
 /// Keys an ExternalSecret writes, or `None` when `dataFrom` makes them unknowable.
 fn external_secret_keys(o: &Object) -> Option<BTreeSet<String>> {
-    if o.value
+    if o.value()
         .pointer("/spec/dataFrom")
         .and_then(|v| v.as_array())
         .is_some_and(|a| !a.is_empty())
@@ -62,11 +62,11 @@ fn external_secret_keys(o: &Object) -> Option<BTreeSet<String>> {
         return None;
     }
     // A template may rename or compute keys.
-    if o.value.pointer("/spec/target/template/data").is_some() {
+    if o.value().pointer("/spec/target/template/data").is_some() {
         return None;
     }
     Some(
-        o.value
+        o.value()
             .pointer("/spec/data")
             .and_then(|v| v.as_array())
             .into_iter()
@@ -404,7 +404,7 @@ fn references_secret(env: &EnvVar, secret: &str) -> bool {
 fn secret_keys(o: &Object) -> Vec<String> {
     ["data", "stringData"]
         .iter()
-        .filter_map(|f| o.value.get(*f).and_then(|v| v.as_object()))
+        .filter_map(|f| o.value().get(*f).and_then(|v| v.as_object()))
         .flat_map(|m| m.keys().cloned())
         .collect()
 }
@@ -446,7 +446,7 @@ fn check_external_secrets(objects: &[Object], s: &Settings, findings: &mut Vec<F
 fn check_committed_secrets(objects: &[Object], s: &Settings, findings: &mut Vec<Finding>) {
     for o in objects.iter().filter(|o| o.is("", "Secret")) {
         for field in ["data", "stringData"] {
-            let Some(map) = o.value.get(field).and_then(|v| v.as_object()) else {
+            let Some(map) = o.value().get(field).and_then(|v| v.as_object()) else {
                 continue;
             };
             for key in map.keys() {
