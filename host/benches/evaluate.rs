@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lkguard::engine::{Lifetime, Limits};
+use lkguard::engine::{block_on, Lifetime, Limits};
 use lkguard_policy_sdk::{Batch, Policy};
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -121,8 +121,7 @@ fn main() {
 
     // What the webhook evaluates per request: one object (the livekit
     // Deployment), the policies one after another on the request's thread.
-    let mut webhook = load(Lifetime::Serving);
-    webhook.parallel = false;
+    let webhook = load(Lifetime::Serving);
     let deployment = batch
         .resources
         .iter()
@@ -140,7 +139,7 @@ fn main() {
         }],
     };
     let one_object = time(runs * 4, || {
-        let (f, failures) = webhook.evaluate(&single, &settings);
+        let (f, failures, _) = block_on(webhook.evaluate_in_turn(&single, &settings));
         assert!(f.is_empty() && failures.is_empty());
     });
     let one_object_empty = time(runs * 4, || {
@@ -148,7 +147,7 @@ fn main() {
             origins: single.origins.clone(),
             resources: Vec::new(),
         };
-        let (_, failures) = webhook.evaluate(&empty, &settings);
+        let (_, failures, _) = block_on(webhook.evaluate_in_turn(&empty, &settings));
         assert!(failures.is_empty());
     });
     let one_object_native = time(runs * 4, || assert_eq!(native(&single), 0));

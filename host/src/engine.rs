@@ -4,6 +4,12 @@
 //! evaluation gets a fresh `Store` (no state carried between batches), a
 //! memory cap, an epoch deadline, and a WASI context with no capabilities: no
 //! preopened directories, no env, no sockets, no clock a policy can read.
+//!
+//! Calls are async (wasmtime runs the guest on a fiber): the webhook awaits
+//! an evaluation on its own tokio worker, with no hand-off to a blocking
+//! thread, and a policy that runs long yields the worker at every epoch tick
+//! until its deadline traps it. One-shot callers block on the same future
+//! ([`Runtime::validate_blocking`]).
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -14,7 +20,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder, Trap,
+    StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
@@ -24,6 +30,7 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "wit",
         world: "policy",
+        exports: { default: async },
     });
 }
 
@@ -106,6 +113,12 @@ pub struct LoadedComponent {
     metadata_cache: Option<PathBuf>,
 }
 
+/// Runs an evaluation future to completion on the calling thread, which must
+/// not be a tokio worker: `lkguard review`, a benchmark.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    wasmtime_wasi::runtime::in_tokio(f)
+}
+
 /// A batch in the contract's types, built once and shared by all policies.
 pub struct PreparedBatch(wit::Batch);
 
@@ -127,7 +140,7 @@ impl Runtime {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(limits, lifetime)));
         let engine = Engine::new(&config).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| frozen_sleeps(&mut linker))
             .map_err(|e| EngineError::Link(format!("{e:#}")))?;
         Ok(Arc::new(Runtime {
@@ -227,8 +240,17 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let ticks = deadline.as_millis().div_ceil(TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
+        // Every tick yields to the executor, so a long evaluation shares its
+        // worker; the last one traps.
+        let mut ticks = deadline.as_millis().div_ceil(TICK.as_millis()).max(1) as u64;
+        store.epoch_deadline_callback(move |_| {
+            ticks -= 1;
+            Ok(match ticks {
+                0 => UpdateDeadline::Interrupt,
+                _ => UpdateDeadline::Yield(1),
+            })
+        });
+        store.set_epoch_deadline(1);
         store
     }
 
@@ -276,13 +298,11 @@ impl Runtime {
         }
         let deadline = self.limits.deadline.max(METADATA_DEADLINE);
         let mut store = self.store(deadline);
-        let policy = c
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.classify(e, deadline))?;
-        let m = policy
-            .call_metadata(&mut store)
-            .map_err(|e| self.classify(e, deadline))?;
+        let m = wasmtime_wasi::runtime::in_tokio(async {
+            let policy = c.pre.instantiate_async(&mut store).await?;
+            policy.call_metadata(&mut store).await
+        })
+        .map_err(|e| self.classify(e, deadline))?;
         let m = Metadata {
             id: m.id,
             version: m.version,
@@ -330,8 +350,20 @@ impl Runtime {
         })
     }
 
-    /// Evaluates one batch in a fresh instance.
-    pub fn validate(
+    /// As [`Runtime::validate`], blocking the calling thread, which must not
+    /// be a tokio worker (a one-shot check, a benchmark, a blocking thread).
+    pub fn validate_blocking(
+        &self,
+        c: &LoadedComponent,
+        batch: &PreparedBatch,
+        settings: &str,
+    ) -> Result<Vec<Finding>, EngineError> {
+        wasmtime_wasi::runtime::in_tokio(self.validate(c, batch, settings))
+    }
+
+    /// Evaluates one batch in a fresh instance. Dropping the future ends the
+    /// evaluation and frees its instance.
+    pub async fn validate(
         &self,
         c: &LoadedComponent,
         batch: &PreparedBatch,
@@ -339,14 +371,12 @@ impl Runtime {
     ) -> Result<Vec<Finding>, EngineError> {
         let deadline = self.limits.deadline;
         let mut store = self.store(deadline);
-        let policy = c
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.classify(e, deadline))?;
-        let wbatch = &batch.0;
-        let result = policy
-            .call_validate(&mut store, wbatch, settings)
-            .map_err(|e| self.classify(e, deadline))?;
+        let result = async {
+            let policy = c.pre.instantiate_async(&mut store).await?;
+            policy.call_validate(&mut store, &batch.0, settings).await
+        }
+        .await
+        .map_err(|e| self.classify(e, deadline))?;
         let findings = result.map_err(EngineError::Policy)?;
         Ok(findings
             .into_iter()

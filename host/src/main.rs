@@ -309,7 +309,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 Lifetime::OneShot,
                 None,
             )?;
-            let verdict = reviewer.review(&request, &mut Vec::new());
+            let verdict = lkguard::engine::block_on(reviewer.review(&request, &mut Vec::new()));
             let mut text = serde_json::to_string_pretty(&request.respond(&verdict))?;
             text.push('\n');
             emit(&mut stdout, &text)?;

@@ -104,10 +104,6 @@ pub struct Selection {
 pub struct Registry {
     runtime: Arc<Runtime>,
     pub policies: Vec<Policy>,
-    /// Evaluate a batch's policies side by side (one worker per core). A
-    /// server turns this off: its concurrency comes from requests, and a
-    /// thread per request only adds a spawn and a join to each.
-    pub parallel: bool,
 }
 
 impl Registry {
@@ -179,11 +175,7 @@ impl Registry {
                 None => policies.push(p),
             }
         }
-        Ok(Registry {
-            runtime,
-            policies,
-            parallel: true,
-        })
+        Ok(Registry { runtime, policies })
     }
 
     pub fn get(&self, id: &str) -> Option<&Policy> {
@@ -248,67 +240,99 @@ impl Registry {
     }
 
     /// As [`Registry::evaluate`], with each policy's wall time.
-    #[allow(clippy::type_complexity)]
-    pub fn evaluate_timed(
+    pub fn evaluate_timed(&self, batch: &Batch, settings: &BTreeMap<String, String>) -> Evaluated {
+        let prepared = self.runtime.prepare(batch);
+        let results = on_workers(&self.policies, |p| {
+            let started = Instant::now();
+            let r =
+                self.runtime
+                    .validate_blocking(&p.component, &prepared, settings_of(settings, p));
+            (r, started.elapsed())
+        });
+        gather(batch, self.policies.iter().zip(results))
+    }
+
+    /// The policies one after another on the calling task, each yielding at
+    /// every epoch tick: what a server does per request, whose concurrency
+    /// comes from its requests (a thread per request, or a hand-off to a
+    /// blocking pool, only adds a spawn and a wake-up to each).
+    pub async fn evaluate_in_turn(
         &self,
         batch: &Batch,
         settings: &BTreeMap<String, String>,
-    ) -> (
-        Vec<(String, Finding)>,
-        Vec<Failure>,
-        Vec<(String, Duration)>,
-    ) {
+    ) -> Evaluated {
         let prepared = self.runtime.prepare(batch);
-        let mut timings = Vec::new();
-        let max_workers = if self.parallel { usize::MAX } else { 1 };
-        let results: Vec<(String, Result<Vec<Finding>, String>)> =
-            on_workers_max(&self.policies, max_workers, |p| {
-                let s = settings.get(p.id()).map(String::as_str).unwrap_or("{}");
-                let started = Instant::now();
-                let r = self
-                    .runtime
-                    .validate(&p.component, &prepared, s)
-                    .map_err(|e| e.to_string());
-                (r, started.elapsed())
-            })
-            .into_iter()
-            .zip(&self.policies)
-            .map(|(r, p)| match r {
-                Some((r, took)) => {
-                    timings.push((p.id().to_string(), took));
-                    (p.id().to_string(), r)
-                }
-                None => (
-                    p.id().to_string(),
-                    Err("crashed the host thread evaluating it".to_string()),
-                ),
-            })
-            .collect();
-        let mut findings = Vec::new();
-        let mut failures = Vec::new();
-        for (policy, result) in results {
-            match result {
-                Ok(fs) => {
-                    for f in fs {
-                        if (f.resource as usize) < batch.resources.len() {
-                            findings.push((policy.clone(), f));
-                        } else {
-                            failures.push(Failure {
-                                policy: policy.clone(),
-                                message: format!(
-                                    "returned a finding for resource {} of a batch of {}",
-                                    f.resource,
-                                    batch.resources.len()
-                                ),
-                            });
-                        }
+        let mut results = Vec::with_capacity(self.policies.len());
+        for p in &self.policies {
+            let started = Instant::now();
+            let r = self
+                .runtime
+                .validate(&p.component, &prepared, settings_of(settings, p))
+                .await;
+            results.push(Some((r, started.elapsed())));
+        }
+        gather(batch, self.policies.iter().zip(results))
+    }
+}
+
+/// Findings, failures, and each policy's wall time, in policy order.
+pub type Evaluated = (
+    Vec<(String, Finding)>,
+    Vec<Failure>,
+    Vec<(String, Duration)>,
+);
+
+fn settings_of<'s>(settings: &'s BTreeMap<String, String>, p: &Policy) -> &'s str {
+    settings.get(p.id()).map(String::as_str).unwrap_or("{}")
+}
+
+/// `None` where evaluating the policy panicked a host thread.
+fn gather<'p>(
+    batch: &Batch,
+    results: impl Iterator<
+        Item = (
+            &'p Policy,
+            Option<(Result<Vec<Finding>, EngineError>, Duration)>,
+        ),
+    >,
+) -> Evaluated {
+    let mut timings = Vec::new();
+    let results: Vec<(String, Result<Vec<Finding>, String>)> = results
+        .map(|(p, r)| match r {
+            Some((r, took)) => {
+                timings.push((p.id().to_string(), took));
+                (p.id().to_string(), r.map_err(|e| e.to_string()))
+            }
+            None => (
+                p.id().to_string(),
+                Err("crashed the host thread evaluating it".to_string()),
+            ),
+        })
+        .collect();
+    let mut findings = Vec::new();
+    let mut failures = Vec::new();
+    for (policy, result) in results {
+        match result {
+            Ok(fs) => {
+                for f in fs {
+                    if (f.resource as usize) < batch.resources.len() {
+                        findings.push((policy.clone(), f));
+                    } else {
+                        failures.push(Failure {
+                            policy: policy.clone(),
+                            message: format!(
+                                "returned a finding for resource {} of a batch of {}",
+                                f.resource,
+                                batch.resources.len()
+                            ),
+                        });
                     }
                 }
-                Err(message) => failures.push(Failure { policy, message }),
             }
+            Err(message) => failures.push(Failure { policy, message }),
         }
-        (findings, failures, timings)
     }
+    (findings, failures, timings)
 }
 
 /// Runs `f` on every item, on at most one worker per core (the calling

@@ -281,13 +281,9 @@ async fn validate(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body>
         let request = Arc::clone(&request);
         async move {
             let _permit = shared.permits.acquire().await.ok()?;
-            tokio::task::spawn_blocking(move || {
-                let mut timings = Vec::new();
-                let verdict = reviewer.review(&request, &mut timings);
-                (verdict, timings)
-            })
-            .await
-            .ok()
+            let mut timings = Vec::new();
+            let verdict = reviewer.review(&request, &mut timings).await;
+            Some((verdict, timings))
         }
     };
     let verdict = match tokio::time::timeout(deadline, evaluation).await {

@@ -160,14 +160,12 @@ impl Reviewer {
             );
             resolved.limits.deadline = max;
         }
-        let mut registry = check::registry(
+        let registry = check::registry(
             &resolved.selection,
             options.cache_dir.clone(),
             resolved.limits,
             lifetime,
         )?;
-        // One object per request: concurrency comes from the requests.
-        registry.parallel = lifetime != Lifetime::Serving;
         let settings = registry.settings(&resolved.settings)?;
         Ok(Reviewer {
             registry,
@@ -178,7 +176,9 @@ impl Reviewer {
 
     /// Evaluates the request's object; `timings` receives each policy's
     /// evaluation time. Fails closed: a policy that could not run denies.
-    pub fn review(&self, req: &Request, timings: &mut Vec<(String, Duration)>) -> Verdict {
+    /// The policies run one after another on the calling task (see
+    /// [`crate::policy::Registry::evaluate_in_turn`]).
+    pub async fn review(&self, req: &Request, timings: &mut Vec<(String, Duration)>) -> Verdict {
         let allowed = Verdict {
             allowed: true,
             ..Verdict::default()
@@ -204,8 +204,10 @@ impl Reviewer {
             },
             ..Loaded::default()
         };
-        let (findings, failures, times) =
-            self.registry.evaluate_timed(&loaded.batch, &self.settings);
+        let (findings, failures, times) = self
+            .registry
+            .evaluate_in_turn(&loaded.batch, &self.settings)
+            .await;
         timings.extend(times);
         let located: Vec<Located> = findings
             .into_iter()
