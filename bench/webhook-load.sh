@@ -48,6 +48,11 @@ start() {
     pid=$!
     for _ in $(seq 1 1200); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
     base="$(sed -n 's/^lkguard serve: listening on //p' "$work/out")"
+    # Health answers while the policies compile; idle means compiled.
+    for _ in $(seq 1 1200); do
+        curl -ksf "$base/readyz" >/dev/null && break
+        sleep 0.1
+    done
     sleep 1
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }

@@ -100,6 +100,8 @@ impl WasiView for State {
 /// The shared engine and linker.
 pub struct Runtime {
     engine: Engine,
+    /// The engine's settings without its instance pool, for compiling.
+    compile_config: Config,
     linker: Linker<State>,
     cache_dir: Option<PathBuf>,
     limits: Limits,
@@ -137,6 +139,11 @@ impl Runtime {
         if std::env::var_os("LKGUARD_PERFMAP").is_some() {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
+        // Compiling uses an engine of its own, dropped when done: wasmtime
+        // keeps Cranelift's working buffers for reuse as long as its engine
+        // lives, sized for the largest function compiled (100 MiB and more),
+        // and a server would carry them for its whole life.
+        let compile_config = config.clone();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(limits, lifetime)));
         let engine = Engine::new(&config).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
@@ -145,6 +152,7 @@ impl Runtime {
             .map_err(|e| EngineError::Link(format!("{e:#}")))?;
         Ok(Arc::new(Runtime {
             engine,
+            compile_config,
             linker,
             cache_dir,
             limits,
@@ -210,15 +218,38 @@ impl Runtime {
             }
         }
         let compiled = self
-            .engine
-            .precompile_component(wasm)
+            .compiler()
+            .and_then(|compiler| compiler.precompile_component(wasm))
             .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
         if let Some(path) = &cached {
-            write_cache(path, &compiled);
+            // Mapped from the file, as a warm start does: clean pages the
+            // kernel can share and drop, not an anonymous copy.
+            if write_cache(path, &compiled) {
+                // SAFETY: written just now from this engine's compiled code.
+                if let Ok(c) = unsafe { Component::deserialize_file(&self.engine, path) } {
+                    return Ok(c);
+                }
+            }
         }
-        // SAFETY: bytes just produced by this engine's `precompile_component`.
+        // SAFETY: bytes just produced by an engine of the same compatibility
+        // hash (`compiler` checks it).
         unsafe { Component::deserialize(&self.engine, &compiled) }
             .map_err(|e| EngineError::Compile(format!("{e:#}")))
+    }
+
+    /// A short-lived engine that compiles exactly as `self.engine` would.
+    fn compiler(&self) -> wasmtime::Result<Engine> {
+        let compiler = Engine::new(&self.compile_config)?;
+        let hash = |e: &Engine| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            e.precompile_compatibility_hash().hash(&mut h);
+            h.finish()
+        };
+        Ok(if hash(&compiler) == hash(&self.engine) {
+            compiler
+        } else {
+            self.engine.clone()
+        })
     }
 
     fn store(&self, deadline: Duration) -> Store<State> {
@@ -318,7 +349,7 @@ impl Runtime {
             settings_schema: m.settings_schema,
         };
         if let Some(path) = &c.metadata_cache {
-            write_cache(path, write_metadata(&m).as_bytes());
+            let _ = write_cache(path, write_metadata(&m).as_bytes());
         }
         Ok(m)
     }
@@ -542,14 +573,14 @@ fn pool(limits: Limits, lifetime: Lifetime) -> PoolingAllocationConfig {
 /// parallel threads, and a shared temporary file once let one thread rename
 /// another policy's compiled code into place, so a policy ran as another and
 /// its rule silently passed.
-fn write_cache(path: &Path, bytes: &[u8]) {
+fn write_cache(path: &Path, bytes: &[u8]) -> bool {
     use std::sync::atomic::{AtomicU64, Ordering};
     static WRITES: AtomicU64 = AtomicU64::new(0);
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return;
+        return false;
     };
     if std::fs::create_dir_all(dir).is_err() {
-        return;
+        return false;
     }
     let tmp = dir.join(format!(
         ".{}.{}.{}.tmp",
@@ -559,5 +590,7 @@ fn write_cache(path: &Path, bytes: &[u8]) {
     ));
     if std::fs::write(&tmp, bytes).is_err() || std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_file(&tmp);
+        return false;
     }
+    true
 }

@@ -279,14 +279,39 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 )
                 .with_writer(std::io::stderr)
                 .init();
+            let check = engine.options(Vec::new(), BTreeMap::new(), None);
+            let request_deadline = std::time::Duration::from_millis(request_deadline_ms);
+            if std::env::var_os(lkguard::webhook::COMPILE_ONLY_ENV).is_some() {
+                lkguard::webhook::review::Reviewer::load(
+                    &check,
+                    Lifetime::Serving,
+                    Some(request_deadline),
+                )?;
+                return Ok(0);
+            }
+            // Only a cache hands the child's work over.
+            let precompile = check
+                .cache_dir
+                .is_some()
+                .then(std::env::current_exe)
+                .and_then(Result::ok)
+                .map(|exe| {
+                    let mut c = std::process::Command::new(exe);
+                    c.args(std::env::args_os().skip(1))
+                        .env(lkguard::webhook::COMPILE_ONLY_ENV, "1")
+                        .stdin(std::process::Stdio::null())
+                        .stdout(std::process::Stdio::null());
+                    c
+                });
             let opts = lkguard::webhook::ServeOptions {
                 listen,
                 tls_cert,
                 tls_key,
-                check: engine.options(Vec::new(), BTreeMap::new(), None),
-                request_deadline: std::time::Duration::from_millis(request_deadline_ms),
+                check,
+                request_deadline,
                 concurrency: concurrency
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                precompile,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
