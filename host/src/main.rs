@@ -320,13 +320,30 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Review { file, engine } => {
-            let body = if file.as_os_str() == "-" {
-                let mut b = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
-                b
+            // The server's body cap, so a review that would get 413 from the
+            // server is refused here too, and a huge file is never read whole.
+            let max = lkguard::webhook::MAX_BODY;
+            let mut body = Vec::new();
+            let read = if file.as_os_str() == "-" {
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(std::io::stdin(), max as u64 + 1),
+                    &mut body,
+                )
             } else {
-                std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+                std::fs::File::open(&file).and_then(|f| {
+                    std::io::Read::read_to_end(
+                        &mut std::io::Read::take(f, max as u64 + 1),
+                        &mut body,
+                    )
+                })
             };
+            read.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            if body.len() > max {
+                anyhow::bail!(
+                    "{}: over {max} bytes, the most an AdmissionReview can be (the API server's limit)",
+                    file.display()
+                );
+            }
             let request = lkguard::webhook::review::parse(&body)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let reviewer = lkguard::webhook::review::Reviewer::load(

@@ -235,8 +235,7 @@ fn without_kustomize_overlays_are_an_error_and_plain_files_are_still_checked() {
         .current_dir(root())
         .env("PATH", empty_path.path())
         .env("LKGUARD_CACHE_DIR", cache_dir())
-        .output()
-        .unwrap();
+        .output_within_limit();
     let doc = json(&out);
     assert_eq!(out.status.code(), Some(2), "{doc:#}");
     assert_eq!(rules(&doc), ["livekit/node-ip"], "{doc:#}");
@@ -249,8 +248,7 @@ fn without_kustomize_overlays_are_an_error_and_plain_files_are_still_checked() {
         .env("PATH", empty_path.path())
         .env("LKGUARD_CACHE_DIR", cache_dir())
         .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+        .output_within_limit();
     let all = format!("{}{}", stdout(&out), stderr(&out));
     assert!(all.contains("kubectl kustomize"), "{all}");
 }

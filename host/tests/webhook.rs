@@ -641,3 +641,19 @@ fn the_deployment_manifests_render_and_hold_what_a_webhook_needs() {
         "lkguard-webhook-tls"
     );
 }
+
+/// `lkguard review` holds what it reads to the server's 3 MiB body cap: a
+/// review the server would answer 413 is refused, without reading it whole.
+#[test]
+fn review_refuses_a_body_over_the_api_servers_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge-review.json");
+    let mut body = serde_json::to_vec(&review("CREATE", None, false)).unwrap();
+    body.resize((3 << 20) + 1, b' ');
+    std::fs::write(&path, body).unwrap();
+    let out = lkguard(&["review", path.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("huge-review.json"), "{err}");
+    assert!(err.contains("over 3145728 bytes"), "{err}");
+}

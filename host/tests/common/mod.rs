@@ -3,7 +3,61 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longer than any lkguard run in these tests takes, cold compile on a busy
+/// two-core runner included.
+const LIMIT: Duration = Duration::from_secs(300);
+
+/// `cmd.output()`, except that a process still running after [`LIMIT`] is
+/// killed and fails the test: a hang (what lkguard's deadlines exist to
+/// prevent) must fail here, not stall CI until its 90-minute limit.
+pub trait OutputWithinLimit {
+    fn output_within_limit(&mut self) -> Output;
+}
+
+impl OutputWithinLimit for Command {
+    fn output_within_limit(&mut self) -> Output {
+        within_limit(self)
+    }
+}
+
+fn within_limit(cmd: &mut Command) -> Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running lkguard");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for lkguard") {
+            break status;
+        }
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {LIMIT:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -24,11 +78,9 @@ pub fn lkguard(args: &[&str]) -> Output {
 fn warm_cache() {
     static WARM: std::sync::Once = std::sync::Once::new();
     WARM.call_once(|| {
-        let out = Command::new(env!("CARGO_BIN_EXE_lkguard"))
-            .arg("policies")
-            .env("LKGUARD_CACHE_DIR", cache_dir())
-            .output()
-            .expect("running lkguard");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lkguard"));
+        cmd.arg("policies").env("LKGUARD_CACHE_DIR", cache_dir());
+        let out = cmd.output_within_limit();
         assert!(
             out.status.success(),
             "{}",
@@ -45,13 +97,12 @@ pub fn lkguard_in(dir: &Path, args: &[&str]) -> Output {
     if args.first() == Some(&"check") && !args.contains(&"--deadline-ms") {
         args.splice(1..1, ["--deadline-ms", "120000"]);
     }
-    Command::new(env!("CARGO_BIN_EXE_lkguard"))
-        .args(&args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lkguard"));
+    cmd.args(&args)
         .current_dir(dir)
         .env("LKGUARD_CACHE_DIR", cache_dir())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("running lkguard")
+        .env("NO_COLOR", "1");
+    cmd.output_within_limit()
 }
 
 pub fn stdout(o: &Output) -> String {
