@@ -38,7 +38,17 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LKGUARD_PREBUILT_POLICIES");
 
     let built = match env::var_os("LKGUARD_PREBUILT_POLICIES") {
-        Some(dir) => PathBuf::from(dir),
+        Some(dir) => {
+            // Files replaced in the same directory must be embedded again:
+            // the variable alone does not change, and a stale bundle would
+            // run old policies under new hashes' names.
+            let dir = PathBuf::from(dir);
+            for (_, krate) in POLICIES {
+                let file = dir.join(format!("{}.wasm", krate.replace('-', "_")));
+                println!("cargo:rerun-if-changed={}", file.display());
+            }
+            dir
+        }
         None => build_policies(&root),
     };
 
