@@ -120,7 +120,7 @@ fn main() {
     let nat_par = time(runs, || assert_eq!(native_parallel(batch), 0));
 
     // What the webhook evaluates per request: one object (the livekit
-    // Deployment), the policies one after another on the request's thread.
+    // Deployment), the policies one after another on the request's task.
     let webhook = load(Lifetime::Serving);
     let deployment = batch
         .resources

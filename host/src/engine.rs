@@ -196,13 +196,9 @@ impl Runtime {
 
     fn cache_path(&self, wasm: &[u8]) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
-        let mut compat = std::collections::hash_map::DefaultHasher::new();
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut compat);
         let mut h = Sha256::new();
         h.update(wasm);
-        h.update(compat.finish().to_le_bytes());
+        h.update(compat_hash(&self.engine).to_le_bytes());
         let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
         Some(dir.join(format!("{key}.cwasm")))
     }
@@ -240,12 +236,7 @@ impl Runtime {
     /// A short-lived engine that compiles exactly as `self.engine` would.
     fn compiler(&self) -> wasmtime::Result<Engine> {
         let compiler = Engine::new(&self.compile_config)?;
-        let hash = |e: &Engine| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            e.precompile_compatibility_hash().hash(&mut h);
-            h.finish()
-        };
-        Ok(if hash(&compiler) == hash(&self.engine) {
+        Ok(if compat_hash(&compiler) == compat_hash(&self.engine) {
             compiler
         } else {
             self.engine.clone()
@@ -329,7 +320,7 @@ impl Runtime {
         }
         let deadline = self.limits.deadline.max(METADATA_DEADLINE);
         let mut store = self.store(deadline);
-        let m = wasmtime_wasi::runtime::in_tokio(async {
+        let m = block_on(async {
             let policy = c.pre.instantiate_async(&mut store).await?;
             policy.call_metadata(&mut store).await
         })
@@ -389,7 +380,7 @@ impl Runtime {
         batch: &PreparedBatch,
         settings: &str,
     ) -> Result<Vec<Finding>, EngineError> {
-        wasmtime_wasi::runtime::in_tokio(self.validate(c, batch, settings))
+        block_on(self.validate(c, batch, settings))
     }
 
     /// Evaluates one batch in a fresh instance. Dropping the future ends the
@@ -425,6 +416,13 @@ impl Runtime {
             })
             .collect())
     }
+}
+
+/// What makes compiled code loadable by an engine; part of the cache key.
+fn compat_hash(engine: &Engine) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.finish()
 }
 
 fn write_metadata(m: &Metadata) -> String {

@@ -322,22 +322,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Review { file, engine } => {
             // The server's body cap, so a review that would get 413 from the
             // server is refused here too, and a huge file is never read whole.
+            use std::io::Read as _;
             let max = lkguard::webhook::MAX_BODY;
             let mut body = Vec::new();
-            let read = if file.as_os_str() == "-" {
-                std::io::Read::read_to_end(
-                    &mut std::io::Read::take(std::io::stdin(), max as u64 + 1),
-                    &mut body,
-                )
+            let input: std::io::Result<Box<dyn std::io::Read>> = if file.as_os_str() == "-" {
+                Ok(Box::new(std::io::stdin()))
             } else {
-                std::fs::File::open(&file).and_then(|f| {
-                    std::io::Read::read_to_end(
-                        &mut std::io::Read::take(f, max as u64 + 1),
-                        &mut body,
-                    )
-                })
+                std::fs::File::open(&file).map(|f| Box::new(f) as Box<dyn std::io::Read>)
             };
-            read.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            input
+                .and_then(|i| i.take(max as u64 + 1).read_to_end(&mut body))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             if body.len() > max {
                 anyhow::bail!(
                     "{}: over {max} bytes, the most an AdmissionReview can be (the API server's limit)",

@@ -297,21 +297,17 @@ fn gather<'p>(
     >,
 ) -> Evaluated {
     let mut timings = Vec::new();
-    let results: Vec<(String, Result<Vec<Finding>, String>)> = results
-        .map(|(p, r)| match r {
-            Some((r, took)) => {
-                timings.push((p.id().to_string(), took));
-                (p.id().to_string(), r.map_err(|e| e.to_string()))
-            }
-            None => (
-                p.id().to_string(),
-                Err("crashed the host thread evaluating it".to_string()),
-            ),
-        })
-        .collect();
     let mut findings = Vec::new();
     let mut failures = Vec::new();
-    for (policy, result) in results {
+    for (p, r) in results {
+        let policy = p.id().to_string();
+        let result = match r {
+            Some((r, took)) => {
+                timings.push((policy.clone(), took));
+                r.map_err(|e| e.to_string())
+            }
+            None => Err("crashed the host thread evaluating it".to_string()),
+        };
         match result {
             Ok(fs) => {
                 for f in fs {
@@ -341,19 +337,10 @@ fn gather<'p>(
 /// spawning, and every extra thread widening the TLB shootdowns that resetting
 /// a pooled instance's memory sends. `None` where `f` panicked.
 pub fn on_workers<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<Option<R>> {
-    on_workers_max(items, usize::MAX, f)
-}
-
-/// As [`on_workers`], with at most `max` workers (1: all on the calling thread).
-pub fn on_workers_max<T: Sync, R: Send>(
-    items: &[T],
-    max: usize,
-    f: impl Fn(&T) -> R + Sync,
-) -> Vec<Option<R>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
-    let workers = cores().min(items.len()).min(max.max(1));
+    let workers = cores().min(items.len());
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
     let work = || loop {

@@ -216,9 +216,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Compiling the policies (no cache yet, as on a pod's first start) leaves
-/// Cranelift's freed working memory in glibc's per-thread arenas: 68 MiB of a
-/// fresh server's 93 MiB RSS. A long-lived process hands it back once.
+/// When the server had to compile the policies itself (no cache, or the
+/// compiling child failed), Cranelift's freed working memory sits in glibc's
+/// per-thread arenas; a long-lived process hands back what it can, once.
 fn release_compiler_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
