@@ -1,10 +1,11 @@
-//! Builds the LiveKit policy bundle (policies/*) as wasm32-wasip2 components
-//! and embeds them, so `lkguard check` works with no config and no files.
+//! Builds the LiveKit policies (policies/*) as wasm32-wasip2 components and
+//! embeds the set of all five (`policies/livekit`), so `lkguard check` works
+//! with no config and no files.
 //!
 //! The nested cargo gets its own target directory: the outer build holds the
-//! lock on the shared one. Set `LKGUARD_PREBUILT_POLICIES=DIR` to embed
-//! already-built `<crate>.wasm` files instead (a machine without the wasm
-//! target, or a packaging step).
+//! lock on the shared one. Set `LKGUARD_PREBUILT_POLICIES=DIR` to embed an
+//! already-built `lkguard_policy_livekit.wasm` instead (a machine without the
+//! wasm target, or a packaging step).
 
 use std::env;
 use std::fmt::Write as _;
@@ -13,13 +14,27 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-/// (policy id, crate name). The id is what `--policy` replaces and settings name.
-const POLICIES: &[(&str, &str)] = &[
-    ("use-external-ip", "lkguard-policy-use-external-ip"),
-    ("node-ip", "lkguard-policy-node-ip"),
-    ("image-digest", "lkguard-policy-image-digest"),
-    ("rtc-service", "lkguard-policy-rtc-service"),
-    ("secrets-source", "lkguard-policy-secrets-source"),
+/// The embedded set's members, in the order `policies/livekit` lists them
+/// (the host checks the set's own metadata against this).
+const MEMBERS: &[&str] = &[
+    "use-external-ip",
+    "node-ip",
+    "image-digest",
+    "rtc-service",
+    "secrets-source",
+];
+
+/// The set that is embedded.
+const SET_CRATE: &str = "lkguard-policy-livekit";
+
+/// Each policy also as a component of its own: what `--policy` takes, and
+/// what the tests replace a member with.
+const STANDALONE: &[&str] = &[
+    "lkguard-policy-use-external-ip",
+    "lkguard-policy-node-ip",
+    "lkguard-policy-image-digest",
+    "lkguard-policy-rtc-service",
+    "lkguard-policy-secrets-source",
 ];
 
 const TARGET: &str = "wasm32-wasip2";
@@ -37,47 +52,49 @@ fn main() {
     println!("cargo:rerun-if-changed=.cargo/config.toml");
     println!("cargo:rerun-if-env-changed=LKGUARD_PREBUILT_POLICIES");
 
+    let file = format!("{}.wasm", SET_CRATE.replace('-', "_"));
     let built = match env::var_os("LKGUARD_PREBUILT_POLICIES") {
         Some(dir) => {
-            // Files replaced in the same directory must be embedded again:
-            // the variable alone does not change, and a stale bundle would
-            // run old policies under new hashes' names.
+            // A file replaced in the same directory must be embedded again:
+            // the variable alone does not change, and a stale set would run
+            // old policies under a new hash's name.
             let dir = PathBuf::from(dir);
-            for (_, krate) in POLICIES {
-                let file = dir.join(format!("{}.wasm", krate.replace('-', "_")));
-                println!("cargo:rerun-if-changed={}", file.display());
-            }
+            println!("cargo:rerun-if-changed={}", dir.join(&file).display());
             dir
         }
-        None => build_policies(&root),
+        None => {
+            check_target_installed();
+            // Two builds, each in its own target directory: linked into the
+            // set, the policies go without their own exports (feature
+            // `component` off). One cargo run would unify that feature back
+            // on, and one directory would let the set's build overwrite the
+            // standalone components with export-less ones (a cdylib's file
+            // name carries no feature hash).
+            build_policies(&root, STANDALONE, "lkguard-policies");
+            build_policies(&root, &[SET_CRATE], "lkguard-policy-set")
+        }
     };
 
+    let from = built.join(&file);
+    let to = out.join(&file);
+    let bytes = std::fs::read(&from).unwrap_or_else(|e| panic!("reading {}: {e}", from.display()));
+    std::fs::write(&to, &bytes).unwrap_or_else(|e| panic!("writing {}: {e}", to.display()));
+    let digest: [u8; 32] = Sha256::digest(&bytes).into();
     let mut bundle = String::from(
-        "/// The embedded LiveKit bundle: (policy id, component bytes, sha256 of the bytes).\n\
-         pub static BUNDLE: &[(&str, &[u8], [u8; 32])] = &[\n",
+        "/// The embedded LiveKit set: its member ids, component bytes, and sha256 of the bytes.\n",
     );
-    for (id, krate) in POLICIES {
-        let file = format!("{}.wasm", krate.replace('-', "_"));
-        let from = built.join(&file);
-        let to = out.join(&file);
-        let bytes =
-            std::fs::read(&from).unwrap_or_else(|e| panic!("reading {}: {e}", from.display()));
-        std::fs::write(&to, &bytes).unwrap_or_else(|e| panic!("writing {}: {e}", to.display()));
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        writeln!(
-            bundle,
-            "    ({id:?}, include_bytes!({:?}), {digest:?}),",
-            to.display().to_string()
-        )
-        .expect("write to String");
-    }
-    bundle.push_str("];\n");
+    writeln!(bundle, "pub static MEMBERS: &[&str] = &{MEMBERS:?};").expect("write to String");
+    writeln!(
+        bundle,
+        "pub static SET: (&[u8], [u8; 32]) = (include_bytes!({:?}), {digest:?});",
+        to.display().to_string()
+    )
+    .expect("write to String");
     std::fs::write(out.join("bundle.rs"), bundle).expect("writing bundle.rs");
 }
 
-fn build_policies(root: &Path) -> PathBuf {
-    check_target_installed();
-    let target_dir = root.join("target").join("lkguard-policies");
+fn build_policies(root: &Path, crates: &[&str], dir: &str) -> PathBuf {
+    let target_dir = root.join("target").join(dir);
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
@@ -93,7 +110,7 @@ fn build_policies(root: &Path) -> PathBuf {
     if env::var_os("CARGO_NET_OFFLINE").is_some() {
         cmd.arg("--offline");
     }
-    for (_, krate) in POLICIES {
+    for krate in crates {
         cmd.args(["-p", krate]);
     }
     // The outer cargo's settings describe the host build, not this one; a

@@ -14,7 +14,7 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -34,8 +34,18 @@ mod bindings {
     });
 }
 
+mod set_bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "policy-set",
+        exports: { default: async },
+        with: { "lkguard:policy/types": super::bindings::lkguard::policy::types },
+    });
+}
+
 use bindings::lkguard::policy::types as wit;
 use bindings::PolicyPre;
+use set_bindings::{PolicySet, PolicySetPre};
 
 /// How often the epoch ticks; deadlines are rounded up to it.
 const TICK: Duration = Duration::from_millis(2);
@@ -115,6 +125,13 @@ pub struct LoadedComponent {
     metadata_cache: Option<PathBuf>,
 }
 
+/// A compiled policy set (`lkguard:policy-set`), ready to instantiate.
+pub struct LoadedSet {
+    pre: PolicySetPre<State>,
+    /// Where its members' metadata is cached, next to the compiled code.
+    metadata_cache: Option<PathBuf>,
+}
+
 /// Runs an evaluation future to completion on the calling thread, which must
 /// not be a tokio worker: `lkguard review`, a benchmark.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -177,21 +194,40 @@ impl Runtime {
         wasm: &[u8],
         sha256: [u8; 32],
     ) -> Result<LoadedComponent, EngineError> {
+        let (pre, metadata_cache) = self.pre_linked(wasm, &sha256)?;
+        let pre = PolicyPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?;
+        Ok(LoadedComponent {
+            pre,
+            metadata_cache,
+        })
+    }
+
+    /// As [`Runtime::load_hashed`], for a component of the `policy-set` world.
+    pub fn load_set(&self, wasm: &[u8], sha256: [u8; 32]) -> Result<LoadedSet, EngineError> {
+        let (pre, metadata_cache) = self.pre_linked(wasm, &sha256)?;
+        let pre = PolicySetPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?;
+        Ok(LoadedSet {
+            pre,
+            metadata_cache,
+        })
+    }
+
+    fn pre_linked(
+        &self,
+        wasm: &[u8],
+        sha256: &[u8; 32],
+    ) -> Result<(wasmtime::component::InstancePre<State>, Option<PathBuf>), EngineError> {
         let component = self
-            .component(wasm, &sha256)
+            .component(wasm, sha256)
             .map_err(|e| self.memory_or(e))?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| EngineError::Link(format!("{e:#}")))?;
-        let pre = PolicyPre::new(pre).map_err(|e| EngineError::Link(format!("{e:#}")))?;
         let metadata_cache = self
-            .cache_path(&sha256)
+            .cache_path(sha256)
             .map(|p| p.with_extension("meta.json"));
-        Ok(LoadedComponent {
-            pre,
-            metadata_cache,
-        })
+        Ok((pre, metadata_cache))
     }
 
     fn cache_path(&self, wasm: &[u8]) -> Option<PathBuf> {
@@ -262,17 +298,7 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        // Every tick yields to the executor, so a long evaluation shares its
-        // worker; the last one traps.
-        let mut ticks = deadline.as_millis().div_ceil(TICK.as_millis()).max(1) as u64;
-        store.epoch_deadline_callback(move |_| {
-            ticks -= 1;
-            Ok(match ticks {
-                0 => UpdateDeadline::Interrupt,
-                _ => UpdateDeadline::Yield(1),
-            })
-        });
-        store.set_epoch_deadline(1);
+        arm(&mut store, deadline);
         store
     }
 
@@ -315,34 +341,56 @@ impl Runtime {
     /// Cached next to the compiled code (same key: the wasm's hash), so a
     /// warm start instantiates nothing until there is a batch.
     pub fn metadata(&self, c: &LoadedComponent) -> Result<Metadata, EngineError> {
-        if let Some(m) = c.metadata_cache.as_deref().and_then(read_metadata) {
+        let mut all = self.cached_metadata(&c.metadata_cache, |mut store| async move {
+            let policy = c.pre.instantiate_async(&mut store).await?;
+            Ok(vec![policy.call_metadata(&mut store).await?])
+        })?;
+        all.pop()
+            .ok_or_else(|| EngineError::Trap("returned no metadata".into()))
+    }
+
+    /// The metadata of each member of a set, in member order.
+    pub fn members(&self, c: &LoadedSet) -> Result<Vec<Metadata>, EngineError> {
+        self.cached_metadata(&c.metadata_cache, |mut store| async move {
+            let set = c.pre.instantiate_async(&mut store).await?;
+            set.call_members(&mut store).await
+        })
+    }
+
+    fn cached_metadata<F>(
+        &self,
+        cache: &Option<PathBuf>,
+        call: impl FnOnce(Store<State>) -> F,
+    ) -> Result<Vec<Metadata>, EngineError>
+    where
+        F: std::future::Future<Output = wasmtime::Result<Vec<wit::Metadata>>>,
+    {
+        if let Some(m) = cache.as_deref().and_then(read_metadata) {
             return Ok(m);
         }
         let deadline = self.limits.deadline.max(METADATA_DEADLINE);
-        let mut store = self.store(deadline);
-        let m = block_on(async {
-            let policy = c.pre.instantiate_async(&mut store).await?;
-            policy.call_metadata(&mut store).await
-        })
-        .map_err(|e| self.classify(e, deadline))?;
-        let m = Metadata {
-            id: m.id,
-            version: m.version,
-            rules: m
-                .rules
-                .into_iter()
-                .map(|r| RuleInfo {
-                    id: r.id,
-                    summary: r.summary,
-                    rationale: r.rationale,
-                })
-                .collect(),
-            settings_schema: m.settings_schema,
-        };
-        if let Some(path) = &c.metadata_cache {
-            let _ = write_cache(path, write_metadata(&m).as_bytes());
+        let all = block_on(call(self.store(deadline))).map_err(|e| self.classify(e, deadline))?;
+        let all: Vec<Metadata> = all
+            .into_iter()
+            .map(|m| Metadata {
+                id: m.id,
+                version: m.version,
+                rules: m
+                    .rules
+                    .into_iter()
+                    .map(|r| RuleInfo {
+                        id: r.id,
+                        summary: r.summary,
+                        rationale: r.rationale,
+                    })
+                    .collect(),
+                settings_schema: m.settings_schema,
+            })
+            .collect();
+        if let Some(path) = cache {
+            let _ = write_cache(path, write_metadata(&all).as_bytes());
         }
-        Ok(m)
+        Ok(all)
     }
 
     /// Converts a batch once for every policy that evaluates it.
@@ -399,23 +447,87 @@ impl Runtime {
         }
         .await
         .map_err(|e| self.classify(e, deadline))?;
-        let findings = result.map_err(EngineError::Policy)?;
-        Ok(findings
-            .into_iter()
-            .map(|f| Finding {
-                rule: f.rule,
-                severity: match f.severity {
-                    wit::Severity::Error => Severity::Error,
-                    wit::Severity::Warning => Severity::Warning,
-                },
-                message: f.message,
-                resource: f.resource,
-                path: f.path,
-                embedded_path: f.embedded_path,
-                hint: f.hint,
-            })
-            .collect())
+        result.map(findings).map_err(EngineError::Policy)
     }
+
+    /// Evaluates one batch with the given members of a set, in order, each
+    /// with its settings: one fresh instance receives the batch once, then
+    /// each member gets a call of its own, under a deadline of its own. A
+    /// member that traps or overruns leaves the instance unusable, so the
+    /// members after it get a fresh one. Each result comes with the member's
+    /// time; the first member's includes creating the instance and handing
+    /// it the batch.
+    pub async fn validate_set(
+        &self,
+        c: &LoadedSet,
+        batch: &PreparedBatch,
+        members: &[(u32, &str)],
+    ) -> Vec<(Result<Vec<Finding>, EngineError>, Duration)> {
+        let deadline = self.limits.deadline;
+        let mut live: Option<(Store<State>, PolicySet)> = None;
+        let mut results = Vec::with_capacity(members.len());
+        for &(member, settings) in members {
+            let started = Instant::now();
+            let result = async {
+                let (store, set) = match &mut live {
+                    Some((store, set)) => {
+                        arm(store, deadline);
+                        (store, set)
+                    }
+                    None => {
+                        let mut store = self.store(deadline);
+                        let set = c.pre.instantiate_async(&mut store).await?;
+                        set.call_load(&mut store, &batch.0).await?;
+                        let (store, set) = live.insert((store, set));
+                        (store, set)
+                    }
+                };
+                set.call_validate(store, member, settings).await
+            }
+            .await;
+            let result = match result {
+                Ok(r) => r.map(findings).map_err(EngineError::Policy),
+                Err(e) => {
+                    live = None;
+                    Err(self.classify(e, deadline))
+                }
+            };
+            results.push((result, started.elapsed()));
+        }
+        results
+    }
+}
+
+/// Gives the store's next call `deadline`. Every epoch tick yields to the
+/// executor, so a long evaluation shares its worker; the last one traps.
+fn arm(store: &mut Store<State>, deadline: Duration) {
+    let mut ticks = deadline.as_millis().div_ceil(TICK.as_millis()).max(1) as u64;
+    store.epoch_deadline_callback(move |_| {
+        ticks -= 1;
+        Ok(match ticks {
+            0 => UpdateDeadline::Interrupt,
+            _ => UpdateDeadline::Yield(1),
+        })
+    });
+    store.set_epoch_deadline(1);
+}
+
+fn findings(found: Vec<wit::Finding>) -> Vec<Finding> {
+    found
+        .into_iter()
+        .map(|f| Finding {
+            rule: f.rule,
+            severity: match f.severity {
+                wit::Severity::Error => Severity::Error,
+                wit::Severity::Warning => Severity::Warning,
+            },
+            message: f.message,
+            resource: f.resource,
+            path: f.path,
+            embedded_path: f.embedded_path,
+            hint: f.hint,
+        })
+        .collect()
 }
 
 /// What makes compiled code loadable by an engine; part of the cache key.
@@ -425,36 +537,46 @@ fn compat_hash(engine: &Engine) -> u64 {
     h.finish()
 }
 
-fn write_metadata(m: &Metadata) -> String {
-    serde_json::json!({
-        "id": m.id,
-        "version": m.version,
-        "rules": m.rules.iter().map(|r| serde_json::json!({"id": r.id, "summary": r.summary, "rationale": r.rationale})).collect::<Vec<_>>(),
-        "settingsSchema": m.settings_schema,
-    })
+/// One JSON array for a component: a policy's one metadata, or a set's members.
+fn write_metadata(all: &[Metadata]) -> String {
+    serde_json::Value::Array(
+        all.iter()
+            .map(|m| serde_json::json!({
+                "id": m.id,
+                "version": m.version,
+                "rules": m.rules.iter().map(|r| serde_json::json!({"id": r.id, "summary": r.summary, "rationale": r.rationale})).collect::<Vec<_>>(),
+                "settingsSchema": m.settings_schema,
+            }))
+            .collect(),
+    )
     .to_string()
 }
 
-fn read_metadata(path: &Path) -> Option<Metadata> {
+fn read_metadata(path: &Path) -> Option<Vec<Metadata>> {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-    Some(Metadata {
-        id: s(&v, "id")?,
-        version: s(&v, "version")?,
-        rules: v
-            .get("rules")?
-            .as_array()?
-            .iter()
-            .map(|r| {
-                Some(RuleInfo {
-                    id: s(r, "id")?,
-                    summary: s(r, "summary")?,
-                    rationale: s(r, "rationale")?,
-                })
+    v.as_array()?
+        .iter()
+        .map(|m| {
+            Some(Metadata {
+                id: s(m, "id")?,
+                version: s(m, "version")?,
+                rules: m
+                    .get("rules")?
+                    .as_array()?
+                    .iter()
+                    .map(|r| {
+                        Some(RuleInfo {
+                            id: s(r, "id")?,
+                            summary: s(r, "summary")?,
+                            rationale: s(r, "rationale")?,
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()?,
+                settings_schema: s(m, "settingsSchema")?,
             })
-            .collect::<Option<Vec<_>>>()?,
-        settings_schema: s(&v, "settingsSchema")?,
-    })
+        })
+        .collect()
 }
 
 /// The WASI context a policy gets: no preopened directories, no env, no args,

@@ -1,5 +1,5 @@
-//! The policy set: the embedded LiveKit bundle plus `--policy` components,
-//! each with its metadata and settings schema.
+//! The policies that run: the members of the embedded LiveKit set plus
+//! `--policy` components, each with its metadata and settings schema.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::Digest as _;
 
-use crate::engine::{EngineError, LoadedComponent, Runtime};
+use crate::engine::{EngineError, LoadedComponent, LoadedSet, PreparedBatch, Runtime};
 use crate::model::{Batch, Finding, Metadata, RuleInfo};
 
 mod bundle {
@@ -34,8 +34,23 @@ impl std::fmt::Display for PolicySource {
 pub struct Policy {
     pub metadata: Metadata,
     pub source: PolicySource,
-    component: LoadedComponent,
+    runs: Runs,
     schema: jsonschema::Validator,
+}
+
+/// Where a policy's code is.
+enum Runs {
+    /// A component of its own (`--policy`).
+    Own(LoadedComponent),
+    /// This member of the embedded set.
+    Member(u32),
+}
+
+/// What one evaluation instantiates: the embedded set for its selected
+/// members (indices into `Registry::policies`), or one policy's own component.
+enum Unit {
+    Set(Vec<usize>),
+    Own(usize),
 }
 
 impl Policy {
@@ -104,6 +119,9 @@ pub struct Selection {
 pub struct Registry {
     runtime: Arc<Runtime>,
     pub policies: Vec<Policy>,
+    /// The embedded set, when any of its members is selected.
+    set: Option<LoadedSet>,
+    units: Vec<Unit>,
 }
 
 impl Registry {
@@ -111,43 +129,50 @@ impl Registry {
     /// file, which replaces an embedded policy of the same id or adds a new
     /// one. A file pinned by sha256 that does not match is refused.
     pub fn load(runtime: Arc<Runtime>, selection: &Selection) -> Result<Self, PolicyError> {
+        let selected = |id: &str| {
+            selection
+                .embedded
+                .as_ref()
+                .is_none_or(|ids| ids.iter().any(|s| s == id))
+        };
         if let Some(ids) = &selection.embedded {
             if let Some(unknown) = ids
                 .iter()
-                .find(|id| !bundle::BUNDLE.iter().any(|(b, ..)| b == id))
+                .find(|id| !bundle::MEMBERS.contains(&id.as_str()))
             {
                 return Err(PolicyError::NotEmbedded(unknown.clone()));
             }
         }
-        let bundle: Vec<_> = bundle::BUNDLE
-            .iter()
-            .filter(|(id, ..)| {
-                selection
-                    .embedded
-                    .as_ref()
-                    .is_none_or(|ids| ids.iter().any(|s| s == id))
-            })
-            .collect();
-        // Mapping the cached code, pre-linking and compiling the settings
-        // schema are independent per policy: do them side by side.
-        let embedded: Vec<Result<Policy, PolicyError>> =
-            on_workers(&bundle, |(id, wasm, sha256)| {
-                load_one(&runtime, id, wasm, Some(*sha256), PolicySource::Embedded)
-            })
-            .into_iter()
-            .zip(&bundle)
-            .map(|(r, (id, ..))| {
-                r.unwrap_or_else(|| {
-                    Err(PolicyError::Load {
-                        policy: id.to_string(),
-                        error: EngineError::Trap("loading it crashed a host thread".into()),
-                    })
-                })
-            })
-            .collect();
-        let mut policies = embedded
-            .into_iter()
-            .collect::<Result<Vec<Policy>, PolicyError>>()?;
+        let mut policies = Vec::new();
+        let mut set = None;
+        if bundle::MEMBERS.iter().any(|id| selected(id)) {
+            let (wasm, sha256) = bundle::SET;
+            let err = |error| PolicyError::Load {
+                policy: "embedded LiveKit set".into(),
+                error,
+            };
+            let loaded = runtime.load_set(wasm, sha256).map_err(err)?;
+            let members = runtime.members(&loaded).map_err(err)?;
+            let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+            if ids != bundle::MEMBERS {
+                return Err(err(EngineError::Link(format!(
+                    "its members are {ids:?}, expected {:?}",
+                    bundle::MEMBERS
+                ))));
+            }
+            for (i, metadata) in members.into_iter().enumerate() {
+                if selected(&metadata.id) {
+                    let schema = schema(&metadata)?;
+                    policies.push(Policy {
+                        metadata,
+                        source: PolicySource::Embedded,
+                        runs: Runs::Member(i as u32),
+                        schema,
+                    });
+                }
+            }
+            set = Some(loaded);
+        }
         for (path, pin) in &selection.files {
             let wasm = read(path)?;
             if let Some(expected) = pin {
@@ -163,19 +188,30 @@ impl Registry {
                     });
                 }
             }
-            let p = load_one(
-                &runtime,
-                &path.display().to_string(),
-                &wasm,
-                None,
-                PolicySource::File(path.clone()),
-            )?;
+            let p = load_one(&runtime, path, &wasm)?;
             match policies.iter().position(|q| q.id() == p.id()) {
                 Some(i) => policies[i] = p,
                 None => policies.push(p),
             }
         }
-        Ok(Registry { runtime, policies })
+        let members: Vec<usize> = (0..policies.len())
+            .filter(|&i| matches!(policies[i].runs, Runs::Member(_)))
+            .collect();
+        let mut units = Vec::new();
+        if !members.is_empty() {
+            units.push(Unit::Set(members));
+        }
+        units.extend(
+            (0..policies.len())
+                .filter(|&i| matches!(policies[i].runs, Runs::Own(_)))
+                .map(Unit::Own),
+        );
+        Ok(Registry {
+            runtime,
+            policies,
+            set,
+            units,
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<&Policy> {
@@ -228,8 +264,9 @@ impl Registry {
         Ok(out)
     }
 
-    /// Runs every policy on the batch, each in a fresh instance, in
-    /// parallel; results come back in policy order.
+    /// Runs every policy on the batch, in fresh instances: the embedded
+    /// set's members in one, each `--policy` component in its own, side by
+    /// side on the cores. Results come back in policy order.
     pub fn evaluate(
         &self,
         batch: &Batch,
@@ -242,17 +279,20 @@ impl Registry {
     /// As [`Registry::evaluate`], with each policy's wall time.
     pub fn evaluate_timed(&self, batch: &Batch, settings: &BTreeMap<String, String>) -> Evaluated {
         let prepared = self.runtime.prepare(batch);
-        let results = on_workers(&self.policies, |p| {
-            let started = Instant::now();
-            let r =
-                self.runtime
-                    .validate_blocking(&p.component, &prepared, settings_of(settings, p));
-            (r, started.elapsed())
+        let per_unit = on_workers(&self.units, |u| {
+            crate::engine::block_on(self.run(u, &prepared, settings))
         });
+        let mut results: Vec<Option<Outcome>> = self.policies.iter().map(|_| None).collect();
+        for (unit, outcome) in self.units.iter().zip(per_unit) {
+            // A unit that crashed its host thread leaves its policies `None`.
+            for (i, r) in unit.policies().iter().zip(outcome.into_iter().flatten()) {
+                results[*i] = Some(r);
+            }
+        }
         gather(batch, self.policies.iter().zip(results))
     }
 
-    /// The policies one after another on the calling task, each yielding at
+    /// The units one after another on the calling task, each yielding at
     /// every epoch tick: what a server does per request, whose concurrency
     /// comes from its requests (a thread per request, or a hand-off to a
     /// blocking pool, only adds a spawn and a wake-up to each).
@@ -262,18 +302,64 @@ impl Registry {
         settings: &BTreeMap<String, String>,
     ) -> Evaluated {
         let prepared = self.runtime.prepare(batch);
-        let mut results = Vec::with_capacity(self.policies.len());
-        for p in &self.policies {
-            let started = Instant::now();
-            let r = self
-                .runtime
-                .validate(&p.component, &prepared, settings_of(settings, p))
-                .await;
-            results.push(Some((r, started.elapsed())));
+        let mut results: Vec<Option<Outcome>> = self.policies.iter().map(|_| None).collect();
+        for unit in &self.units {
+            let outcome = self.run(unit, &prepared, settings).await;
+            for (i, r) in unit.policies().iter().zip(outcome) {
+                results[*i] = Some(r);
+            }
         }
         gather(batch, self.policies.iter().zip(results))
     }
+
+    /// One unit's outcomes, in the order of [`Unit::policies`].
+    async fn run(
+        &self,
+        unit: &Unit,
+        prepared: &PreparedBatch,
+        settings: &BTreeMap<String, String>,
+    ) -> Vec<Outcome> {
+        match unit {
+            Unit::Own(i) => {
+                let p = &self.policies[*i];
+                let Runs::Own(component) = &p.runs else {
+                    unreachable!("a unit of its own is built only for an own component")
+                };
+                let started = Instant::now();
+                let r = self
+                    .runtime
+                    .validate(component, prepared, settings_of(settings, p))
+                    .await;
+                vec![(r, started.elapsed())]
+            }
+            Unit::Set(members) => {
+                let Some(set) = &self.set else {
+                    unreachable!("a set unit is built only when the set is loaded")
+                };
+                let calls: Vec<(u32, &str)> = members
+                    .iter()
+                    .filter_map(|&i| match self.policies[i].runs {
+                        Runs::Member(m) => Some((m, settings_of(settings, &self.policies[i]))),
+                        Runs::Own(_) => None,
+                    })
+                    .collect();
+                self.runtime.validate_set(set, prepared, &calls).await
+            }
+        }
+    }
 }
+
+impl Unit {
+    fn policies(&self) -> &[usize] {
+        match self {
+            Unit::Set(members) => members,
+            Unit::Own(i) => std::slice::from_ref(i),
+        }
+    }
+}
+
+/// One policy's result and wall time.
+type Outcome = (Result<Vec<Finding>, EngineError>, Duration);
 
 /// Findings, failures, and each policy's wall time, in policy order.
 pub type Evaluated = (
@@ -289,12 +375,7 @@ fn settings_of<'s>(settings: &'s BTreeMap<String, String>, p: &Policy) -> &'s st
 /// `None` where evaluating the policy panicked a host thread.
 fn gather<'p>(
     batch: &Batch,
-    results: impl Iterator<
-        Item = (
-            &'p Policy,
-            Option<(Result<Vec<Finding>, EngineError>, Duration)>,
-        ),
-    >,
+    results: impl Iterator<Item = (&'p Policy, Option<Outcome>)>,
 ) -> Evaluated {
     let mut timings = Vec::new();
     let mut findings = Vec::new();
@@ -378,37 +459,31 @@ fn read(path: &Path) -> Result<Vec<u8>, PolicyError> {
     })
 }
 
-fn load_one(
-    runtime: &Runtime,
-    name: &str,
-    wasm: &[u8],
-    sha256: Option<[u8; 32]>,
-    source: PolicySource,
-) -> Result<Policy, PolicyError> {
+fn load_one(runtime: &Runtime, path: &Path, wasm: &[u8]) -> Result<Policy, PolicyError> {
     let err = |error| PolicyError::Load {
-        policy: name.to_string(),
+        policy: path.display().to_string(),
         error,
     };
-    let component = match sha256 {
-        Some(h) => runtime.load_hashed(wasm, h),
-        None => runtime.load(wasm),
-    }
-    .map_err(err)?;
+    let component = runtime.load(wasm).map_err(err)?;
     let metadata = runtime.metadata(&component).map_err(err)?;
+    let schema = schema(&metadata)?;
+    Ok(Policy {
+        metadata,
+        source: PolicySource::File(path.to_path_buf()),
+        runs: Runs::Own(component),
+        schema,
+    })
+}
+
+fn schema(metadata: &Metadata) -> Result<jsonschema::Validator, PolicyError> {
     let schema_value: Value =
         serde_json::from_str(&metadata.settings_schema).map_err(|e| PolicyError::Schema {
             policy: metadata.id.clone(),
             message: e.to_string(),
         })?;
-    let schema = jsonschema::validator_for(&schema_value).map_err(|e| PolicyError::Schema {
+    jsonschema::validator_for(&schema_value).map_err(|e| PolicyError::Schema {
         policy: metadata.id.clone(),
         message: e.to_string(),
-    })?;
-    Ok(Policy {
-        metadata,
-        source,
-        component,
-        schema,
     })
 }
 
