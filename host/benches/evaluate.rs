@@ -1,8 +1,8 @@
 //! `cargo bench`: the figures the README quotes, medians measured in one run.
 //!
 //! 1. One evaluation of the five policies on the good render: through wasm
-//!    (a fresh instance per policy, with instance slots recycled as a server
-//!    does and as a one-shot `lkguard check` does) and the same logic called
+//!    (one fresh instance of the embedded set, with instance slots recycled
+//!    as a server does and as a one-shot `lkguard check` does) and the same logic called
 //!    natively on the same workers; the ratio is the price of the sandbox.
 //! 2. A whole `lkguard check` process on the fixture renders, with an empty
 //!    compiled-component cache and with a warm one.
@@ -215,12 +215,9 @@ fn main() {
         "evaluate 5 policies on fixtures/rendered/staging.yaml ({} resources), {runs} runs:",
         batch.resources.len()
     );
+    row("wasm, one fresh set instance, slots reused (serve)", wasm);
     row(
-        "wasm, fresh instance per policy, slots reused (serve)",
-        wasm,
-    );
-    row(
-        "wasm, fresh instance per policy, pages returned (check)",
+        "wasm, one fresh set instance, pages returned (check)",
         wasm_one_shot,
     );
     row(
@@ -244,7 +241,7 @@ fn main() {
         nat_par,
     );
     println!("one admission object (the livekit Deployment), policies one after another:");
-    row("wasm (serve), fresh instance per policy", one_object);
+    row("wasm (serve), one fresh set instance", one_object);
     row(
         "wasm (serve) on an empty batch (instantiate + call)",
         one_object_empty,

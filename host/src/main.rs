@@ -120,7 +120,7 @@ struct EngineArgs {
     /// Wall-clock budget of one policy evaluation [default: lkguard.yaml's limits.deadline_ms, else 5000].
     #[arg(long, value_name = "MS")]
     deadline_ms: Option<u64>,
-    /// Memory cap of one policy instance [default: lkguard.yaml's limits.memory_mib, else 256].
+    /// Memory cap of one wasm instance (the embedded policies share one) [default: lkguard.yaml's limits.memory_mib, else 256].
     #[arg(long, value_name = "MIB")]
     memory_mib: Option<usize>,
     /// The repository configuration [default: the nearest lkguard.yaml up from the first path].
