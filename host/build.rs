@@ -27,16 +27,6 @@ const MEMBERS: &[&str] = &[
 /// The set that is embedded.
 const SET_CRATE: &str = "lkguard-policy-livekit";
 
-/// Each policy also as a component of its own: what `--policy` takes, and
-/// what the tests replace a member with.
-const STANDALONE: &[&str] = &[
-    "lkguard-policy-use-external-ip",
-    "lkguard-policy-node-ip",
-    "lkguard-policy-image-digest",
-    "lkguard-policy-rtc-service",
-    "lkguard-policy-secrets-source",
-];
-
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
@@ -64,14 +54,12 @@ fn main() {
         }
         None => {
             check_target_installed();
-            // Two builds, each in its own target directory: linked into the
-            // set, the policies go without their own exports (feature
-            // `component` off). One cargo run would unify that feature back
-            // on, and one directory would let the set's build overwrite the
-            // standalone components with export-less ones (a cdylib's file
-            // name carries no feature hash).
-            build_policies(&root, STANDALONE, "lkguard-policies");
-            build_policies(&root, &[SET_CRATE], "lkguard-policy-set")
+            // Its own target directory: linked into the set, the policies
+            // build without their own exports (feature `component` off), and
+            // sharing a directory with their standalone builds (the tests',
+            // `target/lkguard-policies`) would let one overwrite the other's
+            // .wasm files: a cdylib's file name carries no feature hash.
+            build_policies(&root, SET_CRATE, "lkguard-policy-set")
         }
     };
 
@@ -93,7 +81,7 @@ fn main() {
     std::fs::write(out.join("bundle.rs"), bundle).expect("writing bundle.rs");
 }
 
-fn build_policies(root: &Path, crates: &[&str], dir: &str) -> PathBuf {
+fn build_policies(root: &Path, krate: &str, dir: &str) -> PathBuf {
     let target_dir = root.join("target").join(dir);
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -110,9 +98,7 @@ fn build_policies(root: &Path, crates: &[&str], dir: &str) -> PathBuf {
     if env::var_os("CARGO_NET_OFFLINE").is_some() {
         cmd.arg("--offline");
     }
-    for krate in crates {
-        cmd.args(["-p", krate]);
-    }
+    cmd.args(["-p", krate]);
     // The outer cargo's settings describe the host build, not this one; a
     // clippy run's wrapper would lint the policies a second time.
     for (key, _) in env::vars_os() {

@@ -185,8 +185,7 @@ fn policy_file_replaces_the_embedded_one_by_id_and_corrupt_wasm_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("corrupt.wasm"), "{}", stderr(&out));
 
-    let built =
-        root().join("target/lkguard-policies/wasm32-wasip2/policy/lkguard_policy_node_ip.wasm");
+    let built = standalone("node-ip");
     let out = lkguard(&["policies", "--policy", built.to_str().unwrap()]);
     let text = stdout(&out);
     let line = text.lines().find(|l| l.starts_with("node-ip ")).unwrap();

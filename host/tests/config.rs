@@ -207,8 +207,7 @@ fn policies_are_selected_and_a_pinned_file_must_match_its_sha256() {
         .collect();
     assert_eq!(heads, ["node-ip", "image-digest"]);
 
-    let built =
-        root().join("target/lkguard-policies/wasm32-wasip2/policy/lkguard_policy_rtc_service.wasm");
+    let built = standalone("rtc-service");
     std::fs::copy(&built, repo.path().join("rtc.wasm")).unwrap();
     let sha = {
         use sha2::Digest;

@@ -165,35 +165,70 @@ pub fn copy_dir(from: &Path, to: &Path) {
 pub fn hostile(name: &str) -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let dir = BUILT.get_or_init(|| {
-        let target = root().join("target").join("hostile-policies");
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
-        .arg(&target)
-        .current_dir(root().join("fixtures/hostile"));
-        // The outer `cargo test`'s settings describe the host build.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if key.starts_with("CARGO_") && key != "CARGO_HOME" && !key.starts_with("CARGO_NET_")
-                || key == "RUSTFLAGS"
-            {
-                cmd.env_remove(&key);
-            }
-        }
-        let out = cmd.output().expect("running cargo for fixtures/hostile");
-        assert!(
-            out.status.success(),
-            "building fixtures/hostile failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        target.join("wasm32-wasip2").join("release")
+        build_wasm(
+            &root().join("fixtures/hostile"),
+            &["--release".to_string()],
+            "hostile-policies",
+            "release",
+        )
     });
     let file = dir.join(format!("hostile_{}.wasm", name.replace('-', "_")));
     assert!(file.exists(), "{} was not built", file.display());
     file
+}
+
+/// One of the LiveKit policies as a component of its own (what `--policy`
+/// takes), e.g. `node-ip`. lkguard embeds only the set of all five, so the
+/// standalone components are built here, on first use, with the same
+/// profile.
+pub fn standalone(policy: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let mut args = vec!["--profile".to_string(), "policy".to_string()];
+        for p in [
+            "use-external-ip",
+            "node-ip",
+            "image-digest",
+            "rtc-service",
+            "secrets-source",
+        ] {
+            args.extend(["-p".to_string(), format!("lkguard-policy-{p}")]);
+        }
+        build_wasm(&root(), &args, "lkguard-policies", "policy")
+    });
+    let file = dir.join(format!("lkguard_policy_{}.wasm", policy.replace('-', "_")));
+    assert!(file.exists(), "{} was not built", file.display());
+    file
+}
+
+/// `cargo build --target wasm32-wasip2` in `workspace`, into its own target
+/// directory under `target/` (the outer `cargo test` holds the lock on the
+/// shared one); returns where the components are.
+fn build_wasm(workspace: &Path, args: &[String], target_dir: &str, profile: &str) -> PathBuf {
+    let target = root().join("target").join(target_dir);
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.arg("build")
+        .args(args)
+        .args(["--target", "wasm32-wasip2", "--target-dir"])
+        .arg(&target)
+        .current_dir(workspace);
+    // The outer `cargo test`'s settings describe the host build.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" && !key.starts_with("CARGO_NET_")
+            || key == "RUSTFLAGS"
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running cargo in {}: {e}", workspace.display()));
+    assert!(
+        out.status.success(),
+        "building components in {} failed:\n{}",
+        workspace.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target.join("wasm32-wasip2").join(profile)
 }
