@@ -218,7 +218,7 @@ pub fn run(opts: &Options) -> Result<Outcome, CheckError> {
     let settings = registry.settings(&resolved.settings)?;
     let mut loaded = load::load(&opts.paths, &opts.load);
     let (findings, failures) = if loaded.batch.resources.is_empty() {
-        (Vec::new(), Vec::new())
+        (Vec::new(), registry.unloadable())
     } else {
         registry.evaluate(&loaded.batch, &settings)
     };

@@ -47,9 +47,24 @@ use bindings::lkguard::policy::types as wit;
 use bindings::PolicyPre;
 use set_bindings::{PolicySet, PolicySetPre};
 
+/// The version of `wit/policy.wit` this host speaks.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
 /// How often the epoch ticks; deadlines are rounded up to it.
 const TICK: Duration = Duration::from_millis(2);
 const METADATA_DEADLINE: Duration = Duration::from_secs(1);
+
+/// The most a policy may hand back from one call, counted as wasmtime lifts
+/// it out of the sandbox (its "hostcall fuel": bytes of text plus the host
+/// size of every list element), so a flood is refused before the host has
+/// allocated more than this. A whole render's worth of findings is a few
+/// MiB.
+pub const OUTPUT_LIMIT: usize = 64 << 20;
+
+/// The longest text one finding field (or a policy's error) may be: a
+/// message is one sentence, and a report, a terminal, a webhook response
+/// and a log line all carry it.
+pub const TEXT_LIMIT: usize = 64 << 10;
 
 /// Limits every evaluation runs under.
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +95,7 @@ pub enum Lifetime {
 pub enum EngineError {
     #[error("not a policy component: {0}")]
     Compile(String),
-    #[error("the component does not implement lkguard:policy@0.1.0: {0}")]
+    #[error("the component does not implement lkguard:policy@{CONTRACT_VERSION}: {0}")]
     Link(String),
     #[error("exceeded its deadline of {0} ms")]
     Deadline(u128),
@@ -90,6 +105,12 @@ pub enum EngineError {
     Trap(String),
     #[error("returned an error: {0}")]
     Policy(String),
+    #[error("could not be loaded: {0}")]
+    Unloadable(String),
+    #[error("returned more than {} MiB of findings, lkguard's limit on what one evaluation may return", OUTPUT_LIMIT >> 20)]
+    Output,
+    #[error("returned {what} of {bytes} bytes, over the {} KiB limit for one text", TEXT_LIMIT >> 10)]
+    TooLong { what: &'static str, bytes: usize },
 }
 
 struct State {
@@ -220,6 +241,7 @@ impl Runtime {
         let component = self
             .component(wasm, sha256)
             .map_err(|e| self.memory_or(e))?;
+        self.contract_version(&component)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -228,6 +250,31 @@ impl Runtime {
             .cache_path(sha256)
             .map(|p| p.with_extension("meta.json"));
         Ok((pre, metadata_cache))
+    }
+
+    /// A component built from the contract imports its `types` interface by
+    /// versioned name. The component model checks types by structure, so a
+    /// component of another version with the same shapes would link, and
+    /// run under a contract it was not written for: refuse it by name.
+    fn contract_version(&self, component: &Component) -> Result<(), EngineError> {
+        for (name, _) in component.component_type().imports(&self.engine) {
+            let Some((interface, version)) = name.split_once('@') else {
+                continue;
+            };
+            // The contract's rule: another major or minor is another
+            // contract; a patch release is compatible.
+            if interface.starts_with("lkguard:policy/")
+                && !version
+                    .split('.')
+                    .take(2)
+                    .eq(CONTRACT_VERSION.split('.').take(2))
+            {
+                return Err(EngineError::Link(format!(
+                    "it is built against lkguard:policy@{version} (it imports {name})"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn cache_path(&self, wasm: &[u8]) -> Option<PathBuf> {
@@ -298,6 +345,7 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        store.set_hostcall_fuel(OUTPUT_LIMIT);
         arm(&mut store, deadline);
         store
     }
@@ -323,6 +371,9 @@ impl Runtime {
         if text.contains("forcing trap when growing memory") || text.contains("memory minimum size")
         {
             return EngineError::Memory(self.limits.memory_bytes >> 20);
+        }
+        if text.contains("fuel allocated for hostcalls has been exhausted") {
+            return EngineError::Output;
         }
         // The trap itself ("wasm `unreachable` instruction executed", which is
         // how a Rust panic ends under panic=abort), not a backtrace of
@@ -447,7 +498,7 @@ impl Runtime {
         }
         .await
         .map_err(|e| self.classify(e, deadline))?;
-        result.map(findings).map_err(EngineError::Policy)
+        returned(result)
     }
 
     /// Evaluates one batch with the given members of a set, in order, each
@@ -486,7 +537,7 @@ impl Runtime {
             }
             .await;
             let result = match result {
-                Ok(r) => r.map(findings).map_err(EngineError::Policy),
+                Ok(r) => returned(r),
                 Err(e) => {
                     live = None;
                     Err(self.classify(e, deadline))
@@ -512,20 +563,43 @@ fn arm(store: &mut Store<State>, deadline: Duration) {
     store.set_epoch_deadline(1);
 }
 
-fn findings(found: Vec<wit::Finding>) -> Vec<Finding> {
+/// What a `validate` call handed back, as findings or a failure; every text
+/// within [`TEXT_LIMIT`].
+fn returned(r: Result<Vec<wit::Finding>, String>) -> Result<Vec<Finding>, EngineError> {
+    let fits = |what: &'static str, text: &str| match text.len() {
+        bytes if bytes > TEXT_LIMIT => Err(EngineError::TooLong { what, bytes }),
+        _ => Ok(()),
+    };
+    let found = match r {
+        Ok(found) => found,
+        Err(message) => {
+            fits("an error message", &message)?;
+            return Err(EngineError::Policy(message));
+        }
+    };
     found
         .into_iter()
-        .map(|f| Finding {
-            rule: f.rule,
-            severity: match f.severity {
-                wit::Severity::Error => Severity::Error,
-                wit::Severity::Warning => Severity::Warning,
-            },
-            message: f.message,
-            resource: f.resource,
-            path: f.path,
-            embedded_path: f.embedded_path,
-            hint: f.hint,
+        .map(|f| {
+            fits("a finding rule id", &f.rule)?;
+            fits("a finding message", &f.message)?;
+            fits("a finding path", &f.path)?;
+            fits(
+                "a finding path",
+                f.embedded_path.as_deref().unwrap_or_default(),
+            )?;
+            fits("a finding hint", f.hint.as_deref().unwrap_or_default())?;
+            Ok(Finding {
+                rule: f.rule,
+                severity: match f.severity {
+                    wit::Severity::Error => Severity::Error,
+                    wit::Severity::Warning => Severity::Warning,
+                },
+                message: f.message,
+                resource: f.resource,
+                path: f.path,
+                embedded_path: f.embedded_path,
+                hint: f.hint,
+            })
         })
         .collect()
 }

@@ -246,6 +246,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Policies { format, engine } => {
             let registry = engine.registry()?;
+            if let Some(f) = registry.unloadable().first() {
+                anyhow::bail!("policy {}: {}", f.policy, f.message);
+            }
             let text = match format {
                 ListFormat::Human => report::policies::human(&registry),
                 ListFormat::Json => report::policies::json(&registry),

@@ -44,6 +44,11 @@ enum Runs {
     Own(LoadedComponent),
     /// This member of the embedded set.
     Member(u32),
+    /// A `--policy` file that could not be loaded (not a component, another
+    /// contract version, metadata that trapped): every evaluation fails
+    /// with this, so a check never passes without it, and the other
+    /// policies still report.
+    Unloadable(String),
 }
 
 /// What one evaluation instantiates: the embedded set for its selected
@@ -188,7 +193,10 @@ impl Registry {
                     });
                 }
             }
-            let p = load_one(&runtime, path, &wasm)?;
+            let p = match load_one(&runtime, path, &wasm) {
+                Err(PolicyError::Load { error, .. }) => unloadable(path, error)?,
+                loaded => loaded?,
+            };
             match policies.iter().position(|q| q.id() == p.id()) {
                 Some(i) => policies[i] = p,
                 None => policies.push(p),
@@ -203,7 +211,7 @@ impl Registry {
         }
         units.extend(
             (0..policies.len())
-                .filter(|&i| matches!(policies[i].runs, Runs::Own(_)))
+                .filter(|&i| !matches!(policies[i].runs, Runs::Member(_)))
                 .map(Unit::Own),
         );
         Ok(Registry {
@@ -212,6 +220,20 @@ impl Registry {
             set,
             units,
         })
+    }
+
+    /// The policies that could not be loaded, as the failures they cause.
+    pub fn unloadable(&self) -> Vec<Failure> {
+        self.policies
+            .iter()
+            .filter_map(|p| match &p.runs {
+                Runs::Unloadable(message) => Some(Failure {
+                    policy: p.id().to_string(),
+                    message: EngineError::Unloadable(message.clone()).to_string(),
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn get(&self, id: &str) -> Option<&Policy> {
@@ -322,8 +344,17 @@ impl Registry {
         match unit {
             Unit::Own(i) => {
                 let p = &self.policies[*i];
-                let Runs::Own(component) = &p.runs else {
-                    unreachable!("a unit of its own is built only for an own component")
+                let component = match &p.runs {
+                    Runs::Own(component) => component,
+                    Runs::Unloadable(message) => {
+                        return vec![(
+                            Err(EngineError::Unloadable(message.clone())),
+                            Duration::ZERO,
+                        )]
+                    }
+                    Runs::Member(_) => {
+                        unreachable!("members are evaluated in the set's unit")
+                    }
                 };
                 let started = Instant::now();
                 let r = self
@@ -340,7 +371,7 @@ impl Registry {
                     .iter()
                     .filter_map(|&i| match self.policies[i].runs {
                         Runs::Member(m) => Some((m, settings_of(settings, &self.policies[i]))),
-                        Runs::Own(_) => None,
+                        Runs::Own(_) | Runs::Unloadable(_) => None,
                     })
                     .collect();
                 self.runtime.validate_set(set, prepared, &calls).await
@@ -471,6 +502,24 @@ fn load_one(runtime: &Runtime, path: &Path, wasm: &[u8]) -> Result<Policy, Polic
         metadata,
         source: PolicySource::File(path.to_path_buf()),
         runs: Runs::Own(component),
+        schema,
+    })
+}
+
+/// A `--policy` file that did not load, kept as a policy that fails: named
+/// by its path (its metadata is what could not be read).
+fn unloadable(path: &Path, error: EngineError) -> Result<Policy, PolicyError> {
+    let metadata = Metadata {
+        id: path.display().to_string(),
+        version: String::new(),
+        rules: Vec::new(),
+        settings_schema: r#"{"type": "object"}"#.into(),
+    };
+    let schema = schema(&metadata)?;
+    Ok(Policy {
+        metadata,
+        source: PolicySource::File(path.to_path_buf()),
+        runs: Runs::Unloadable(error.to_string()),
         schema,
     })
 }

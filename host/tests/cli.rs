@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::path::PathBuf;
+
 use common::*;
 
 fn snapshot_of(args: &[&str]) -> String {
@@ -182,8 +184,10 @@ fn policy_file_replaces_the_embedded_one_by_id_and_corrupt_wasm_is_refused() {
         corrupt.to_str().unwrap(),
         "fixtures/rendered/staging.yaml",
     ]);
+    // Reported as a policy that failed, next to the others' findings (the
+    // hostile table below checks the message).
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("corrupt.wasm"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("corrupt.wasm"), "{}", stdout(&out));
 
     let built = standalone("node-ip");
     let out = lkguard(&["policies", "--policy", built.to_str().unwrap()]);
@@ -238,45 +242,106 @@ fn a_policy_past_its_deadline_fails_closed_naming_the_policy() {
 fn hostile_policies_fail_closed_naming_the_limit_and_the_bundle_still_reports() {
     // Real components from fixtures/hostile, each loaded next to the bundle.
     let bad = "fixtures/rendered/bad/image-digest-tag-only.yaml";
-    let cases = [
-        ("loop", "hostile-loop", "exceeded its deadline of 300 ms"),
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt.wasm");
+    std::fs::write(&corrupt, b"\0asm\x0d\0\x01\0garbage").unwrap();
+    let wrong_wit = hostile("wrong-wit");
+    // (component, settings, the failure's policy, how its message starts).
+    // Deadline 300 ms and memory cap 32 MiB, except for the flood, which
+    // needs room to build its 100 MB before the output limit can refuse it.
+    let cases: Vec<(PathBuf, &str, String, &str)> = vec![
+        (hostile("loop"), "", "hostile-loop".into(), "exceeded its deadline of 300 ms"),
         // An hour-long sleep, again and again: the frozen clock ends each
         // at once, so it is a loop the deadline stops.
-        ("sleep", "hostile-sleep", "exceeded its deadline of 300 ms"),
+        (hostile("sleep"), "", "hostile-sleep".into(), "exceeded its deadline of 300 ms"),
         (
-            "trap",
-            "hostile-trap",
+            hostile("trap"),
+            "",
+            "hostile-trap".into(),
             "trapped: wasm `unreachable` instruction executed",
         ),
         (
-            "memory-bomb",
-            "hostile-memory-bomb",
+            hostile("memory-bomb"),
+            "",
+            "hostile-memory-bomb".into(),
             "exceeded its memory cap of 32 MiB",
         ),
+        (
+            hostile("flood"),
+            "",
+            "hostile-flood".into(),
+            "returned more than 64 MiB of findings, lkguard's limit on what one evaluation may return",
+        ),
+        (
+            hostile("big-message"),
+            "",
+            "hostile-big-message".into(),
+            "returned a finding message of 10485760 bytes, over the 64 KiB limit for one text",
+        ),
+        (
+            hostile("escape"),
+            r#"{"attempt": "file"}"#,
+            "hostile-escape".into(),
+            "returned an error: reading /etc/passwd failed: ",
+        ),
+        (
+            hostile("escape"),
+            r#"{"attempt": "env"}"#,
+            "hostile-escape".into(),
+            "returned an error: env PATH failed: environment variable not found (all: [])",
+        ),
+        (
+            hostile("escape"),
+            r#"{"attempt": "socket"}"#,
+            "hostile-escape".into(),
+            "returned an error: connecting to 127.0.0.1:22 failed: ",
+        ),
+        (
+            wrong_wit.clone(),
+            "",
+            wrong_wit.display().to_string(),
+            "could not be loaded: the component does not implement lkguard:policy@0.1.0: it is built against lkguard:policy@0.2.0 (it imports lkguard:policy/types@0.2.0)",
+        ),
+        (
+            corrupt.clone(),
+            "",
+            corrupt.display().to_string(),
+            "could not be loaded: not a policy component",
+        ),
     ];
-    for (krate, id, limit) in cases {
-        let wasm = hostile(krate);
+    let host_path = std::env::var("PATH").unwrap_or_default();
+    for (wasm, settings, id, limit) in cases {
         let started = std::time::Instant::now();
-        let out = lkguard(&[
+        let (deadline, memory) = match id.as_str() {
+            "hostile-flood" => ("20000", "512"),
+            _ => ("300", "32"),
+        };
+        let mut args = vec![
             "check",
             "--format",
             "json",
             "--deadline-ms",
-            "300",
+            deadline,
             "--memory-mib",
-            "32",
+            memory,
             "--policy",
             wasm.to_str().unwrap(),
-            bad,
-        ]);
+        ];
+        let setting = format!("hostile-escape={settings}");
+        if !settings.is_empty() {
+            args.extend(["--settings", &setting]);
+        }
+        args.push(bad);
+        let out = lkguard(&args);
         let took = started.elapsed();
         let doc = json(&out);
         assert_eq!(out.status.code(), Some(2), "{id}: {doc:#}");
         assert!(took < std::time::Duration::from_secs(60), "{id}: {took:?}");
         let failures = doc["failures"].as_array().unwrap();
         assert_eq!(failures.len(), 1, "{id}: {doc:#}");
-        assert_eq!(failures[0]["policy"], id, "{doc:#}");
-        assert_eq!(failures[0]["message"], limit, "{doc:#}");
+        assert_eq!(failures[0]["policy"], id.as_str(), "{doc:#}");
+        let message = failures[0]["message"].as_str().unwrap();
+        assert!(message.starts_with(limit), "{id}: {message}");
         let rules: Vec<&str> = doc["findings"]
             .as_array()
             .unwrap()
@@ -284,6 +349,14 @@ fn hostile_policies_fail_closed_naming_the_limit_and_the_bundle_still_reports() 
             .filter_map(|f| f["rule"].as_str())
             .collect();
         assert!(rules.contains(&"livekit/image-digest"), "{id}: {rules:?}");
+        // Nothing of the host gets out, and no flood reaches the report.
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(all.len() < 64 << 10, "{id}: {} bytes of output", all.len());
+        assert!(!all.contains("root:"), "{id}: {all}");
+        assert!(
+            host_path.is_empty() || !all.contains(&host_path),
+            "{id}: {all}"
+        );
     }
 }
 

@@ -370,11 +370,33 @@ async fn bad_requests_get_clear_http_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_policy_that_fails_denies_naming_it_and_the_server_goes_on() {
     // Real hostile components next to the bundle: one never returns, one
-    // panics (a wasm trap), one allocates without end, one sleeps for hours.
-    let components: Vec<_> = ["loop", "trap", "memory-bomb", "sleep"]
-        .into_iter()
-        .map(hostile)
-        .collect();
+    // panics (a wasm trap), one allocates without end, one sleeps for hours,
+    // one returns a 10 MB message, one tries files, env and sockets, one
+    // speaks another contract version; and a corrupt file.
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt.wasm");
+    std::fs::write(&corrupt, b"\0asm\x0d\0\x01\0garbage").unwrap();
+    let mut components: Vec<_> = [
+        "loop",
+        "trap",
+        "memory-bomb",
+        "sleep",
+        "big-message",
+        "escape",
+        "wrong-wit",
+    ]
+    .into_iter()
+    .map(hostile)
+    .collect();
+    components.push(corrupt.clone());
+    let wrong_wit = format!(
+        "could not evaluate policy {}: it could not be loaded: the component does not implement lkguard:policy@0.1.0",
+        hostile("wrong-wit").display()
+    );
+    let corrupt = format!(
+        "could not evaluate policy {}: it could not be loaded: not a policy component",
+        corrupt.display()
+    );
     let mut args = vec!["--deadline-ms", "200", "--memory-mib", "32"];
     for p in &components {
         args.extend(["--policy", p.to_str().unwrap()]);
@@ -397,9 +419,17 @@ async fn a_policy_that_fails_denies_naming_it_and_the_server_goes_on() {
             "could not evaluate policy hostile-trap: it trapped: wasm `unreachable` instruction executed",
             "could not evaluate policy hostile-memory-bomb: it exceeded its memory cap of 32 MiB",
             "could not evaluate policy hostile-sleep: it exceeded its deadline of 200 ms",
+            "could not evaluate policy hostile-big-message: it returned a finding message of 10485760 bytes, over the 64 KiB limit for one text",
+            "could not evaluate policy hostile-escape: it returned an error: reading /etc/passwd failed: ",
+            "env PATH failed: environment variable not found (all: [])",
+            "connecting to 127.0.0.1:22 failed: ",
+            &wrong_wit,
+            &corrupt,
         ] {
             assert!(m.contains(expected), "round {round}: no {expected:?} in {m}");
         }
+        assert!(m.len() < 64 << 10, "{} bytes", m.len());
+        assert!(!m.contains("root:"), "{m}");
         // The other policies' verdicts are still given.
         assert!(m.contains("livekit/image-digest"), "{m}");
         // Stopped at the deadline, not at the 8 s request deadline.
@@ -422,6 +452,33 @@ async fn a_policy_that_fails_denies_naming_it_and_the_server_goes_on() {
         metrics.contains("lkguard_admission_requests_total{verdict=\"denied\"} 3"),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_findings_is_refused_at_the_output_limit_and_the_server_goes_on() {
+    // 100 MB of findings needs room to be built: a memory cap of 512 MiB.
+    let flood = hostile("flood");
+    let s = start(&[
+        "--memory-mib",
+        "512",
+        "--deadline-ms",
+        "7000",
+        "--policy",
+        flood.to_str().unwrap(),
+    ]);
+    let c = client(&s.ca.pem);
+    let object = find(GOOD, "Deployment", "livekit");
+    for _ in 0..2 {
+        let r = post(&c, &s, &review("CREATE", Some(&object), false)).await;
+        assert_eq!(r["response"]["allowed"], false, "{r:#}");
+        let m = r["response"]["status"]["message"].as_str().unwrap();
+        assert_eq!(
+            m,
+            "lkguard could not evaluate policy hostile-flood: it returned more than 64 MiB of findings, lkguard's limit on what one evaluation may return"
+        );
+    }
+    let r = c.get(format!("{}/healthz", s.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

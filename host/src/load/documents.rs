@@ -29,10 +29,14 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
         },
     })?;
     let mut values = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let value = Value::deserialize(doc).map_err(|e| SyntaxError {
-            message: strip_location(&e.to_string()),
-            offset: e.location().map_or(0, |l| l.index()),
+            message: explain(&strip_location(&e.to_string())),
+            // An alias bomb has no position of its own: the document's start.
+            offset: e.location().map_or_else(
+                || indexes.get(i).and_then(|d| d.start).map_or(0, |m| m.offset),
+                |l| l.index(),
+            ),
         })?;
         values.push(value);
     }
@@ -46,6 +50,19 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
             spans: indexes.next().unwrap_or_default(),
         })
         .collect())
+}
+
+/// serde_yaml's two safety limits, named with their values (serde_yaml 0.9
+/// `de.rs`: 128 levels of nesting; alias replays capped at 100 times the
+/// document's own event count).
+fn explain(message: &str) -> String {
+    match message {
+        "recursion limit exceeded" => {
+            "nested more than 128 levels deep (the YAML reader's recursion limit); refusing it".into()
+        }
+        "repetition limit exceeded" => "aliases expand to more than 100 times the document's own size (the YAML reader's limit against alias bombs); refusing it".into(),
+        other => other.to_string(),
+    }
 }
 
 /// serde_yaml appends " at line L column C"; the diagnostic shows that itself.

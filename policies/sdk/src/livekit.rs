@@ -199,6 +199,32 @@ pub fn looks_like_config(doc: &Yaml) -> bool {
     has("rtc") || ((has("keys") || has("key_file")) && known >= 2)
 }
 
+/// As [`looks_like_config`], for text that does not parse: its top-level
+/// keys, read line by line. A livekit.yaml broken by an edit is still the
+/// server's config, and livekit-server refuses to start on it; reading only
+/// the documents that parse would pass it in silence.
+pub fn looks_like_config_text(text: &str) -> bool {
+    let keys: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with([' ', '\t', '#', '-']))
+        .filter_map(|l| l.split_once(':').map(|(k, _)| k.trim()))
+        .collect();
+    let has = |k: &str| keys.contains(&k);
+    if has("ws_url") {
+        return false;
+    }
+    let known = keys.iter().filter(|k| TOP_LEVEL_KEYS.contains(k)).count();
+    has("rtc") || ((has("keys") || has("key_file")) && known >= 2)
+}
+
+/// Whether a ConfigMap value is a livekit-server config, parsed or not.
+fn is_config(parsed: &Result<Yaml, String>, text: &str) -> bool {
+    match parsed {
+        Ok(doc) => looks_like_config(doc),
+        Err(_) => looks_like_config_text(text),
+    }
+}
+
 fn parse(text: &str) -> Result<Yaml, String> {
     serde_yaml::from_str::<Yaml>(text).map_err(|e| e.to_string())
 }
@@ -323,7 +349,7 @@ pub fn configs<'o, 'a>(
                 };
                 let chosen = match &config_file {
                     Some(f) => *f == file,
-                    None => parsed.as_ref().is_ok_and(looks_like_config),
+                    None => is_config(&parsed, text),
                 };
                 if chosen {
                     push(
@@ -347,7 +373,7 @@ pub fn configs<'o, 'a>(
     for cm in objects.iter().filter(|o| o.is("", "ConfigMap")) {
         for (key, text) in workload::config_map_data(cm) {
             let parsed = parse(&text);
-            if parsed.as_ref().is_ok_and(looks_like_config) {
+            if is_config(&parsed, &text) {
                 push(
                     LivekitConfig {
                         object: cm,
@@ -385,6 +411,16 @@ mod tests {
             "api_key: k\napi_secret: s\nws_url: ws://x\n"
         )));
         assert!(!looks_like_config(&yaml("- a\n")));
+    }
+
+    #[test]
+    fn recognises_a_server_config_that_does_not_parse() {
+        let broken = "port: 7880\nrtc: {use_external_ip: false\n";
+        assert!(serde_yaml::from_str::<Yaml>(broken).is_err());
+        assert!(looks_like_config_text(broken));
+        assert!(looks_like_config_text("keys:\n  k: [s\nport: 7880\n"));
+        assert!(!looks_like_config_text("ws_url: x\nrtc: [\n"));
+        assert!(!looks_like_config_text("  rtc: nested, not top level\n"));
     }
 
     #[test]

@@ -262,6 +262,28 @@ spec:
     }
 
     #[test]
+    fn a_config_that_does_not_parse_fails_even_alone() {
+        // A ConfigMap reviewed at admission comes without its Deployment; a
+        // livekit.yaml broken by an edit must still be caught, not skipped
+        // as "not a livekit config".
+        let broken = format!("{CM}    port: 7880\n    rtc: {{use_external_ip: false\n");
+        for yaml in [broken.clone(), format!("{broken}{DEPLOY}")] {
+            let f = UseExternalIp::validate(&render(&yaml), "{}").unwrap();
+            assert_eq!(f.len(), 1, "{f:?}");
+            assert_eq!(
+                (f[0].resource, f[0].path.as_str()),
+                (0, "/data/livekit.yaml")
+            );
+            assert!(
+                f[0].message.contains("is not valid YAML"),
+                "{}",
+                f[0].message
+            );
+            assert!(f[0].message.contains("line 3"), "{}", f[0].message);
+        }
+    }
+
+    #[test]
     fn server_without_config_in_a_complete_render_fails() {
         let f = UseExternalIp::validate(&render(DEPLOY), "{}").unwrap();
         assert_eq!(f.len(), 1);
