@@ -224,14 +224,14 @@ pub fn run(opts: &Options) -> Result<Outcome, CheckError> {
     };
     // lkguard.yaml is a file findings can point into (expired exemptions).
     let config_file = resolved.config.as_ref().map(|c| {
-        loaded.files.push(load::SourceFile {
-            name: c.name.clone(),
-            text: c.text.clone(),
-            documents: vec![load::documents::Document {
+        loaded.files.push(load::SourceFile::new(
+            c.name.clone(),
+            c.text.clone(),
+            vec![load::documents::Document {
                 value: Value::Null,
                 spans: c.spans.clone(),
             }],
-        });
+        ));
         loaded.files.len() - 1
     });
     let mut findings: Vec<Located> = findings

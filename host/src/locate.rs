@@ -24,14 +24,25 @@ pub struct Location {
 /// Byte offsets of line starts, for line/column -> offset.
 pub struct Lines<'t> {
     text: &'t str,
-    starts: Vec<usize>,
+    starts: std::borrow::Cow<'t, [usize]>,
 }
 
 impl<'t> Lines<'t> {
     pub fn new(text: &'t str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Lines { text, starts }
+        Lines {
+            text,
+            starts: starts.into(),
+        }
+    }
+
+    /// A loaded file's lines, counted once for all its findings.
+    pub fn of(file: &'t SourceFile) -> Self {
+        Lines {
+            text: &file.text,
+            starts: file.line_starts().into(),
+        }
     }
 
     pub fn line(&self, line: usize) -> Option<&'t str> {
@@ -105,7 +116,7 @@ pub fn in_document(
 ) -> Option<Location> {
     let file: &SourceFile = loaded.files.get(file_index)?;
     let doc = file.documents.get(document)?;
-    let lines = Lines::new(&file.text);
+    let lines = Lines::of(file);
     let (span, mut exact) = doc.spans.locate(pointer)?;
     let mut offset = span.anchor().offset;
 
@@ -130,7 +141,7 @@ pub fn in_document(
             None => exact = false,
         }
     }
-    let (line, col) = crate::load::line_col(&file.text, offset);
+    let (line, col) = file.line_col(offset);
     Some(Location {
         file: file_index,
         line,

@@ -15,7 +15,7 @@ use crate::locate::{self, Lines};
 /// The file's text with every secret value replaced by `*`, byte for byte,
 /// so offsets and line numbers stay valid.
 pub fn masked(file: &SourceFile) -> String {
-    let lines = Lines::new(&file.text);
+    let lines = Lines::of(file);
     let mut bytes = file.text.as_bytes().to_vec();
     for doc in &file.documents {
         let mut pointers = Vec::new();
@@ -159,11 +159,11 @@ mod tests {
     use crate::load::documents;
 
     fn file(text: &str) -> SourceFile {
-        SourceFile {
-            name: "f.yaml".into(),
-            text: text.into(),
-            documents: documents::parse(text).unwrap(),
-        }
+        SourceFile::new(
+            "f.yaml".into(),
+            text.into(),
+            documents::parse(text).unwrap(),
+        )
     }
 
     #[test]

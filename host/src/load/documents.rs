@@ -22,7 +22,7 @@ pub struct SyntaxError {
 /// `null` so document indexes stay aligned between the two parsers.
 pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
     let indexes = spans::index(text).map_err(|e| match e {
-        spans::IndexError::Syntax(e) => SyntaxError { message: e.info().to_string(), offset: e.marker().index() },
+        spans::IndexError::Syntax(e) => SyntaxError { message: explain(e.info()), offset: e.marker().index() },
         spans::IndexError::DuplicateKey { key, at } => SyntaxError {
             message: format!("duplicate key `{key}`: Kubernetes rejects it, and a YAML reader that keeps the last one hides the first"),
             offset: at.offset,
@@ -52,9 +52,11 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
         .collect())
 }
 
-/// serde_yaml's two safety limits, named with their values (serde_yaml 0.9
-/// `de.rs`: 128 levels of nesting; alias replays capped at 100 times the
-/// document's own event count).
+/// The readers' safety limits, named with their values: serde_yaml 0.9
+/// (`de.rs`) refuses nesting past 128 levels and alias replays past 100
+/// times the document's own event count; yaml-rust2, which runs first for
+/// positions, refuses flow collections nested past 255 levels with the same
+/// words, and 255 is past 128 as well.
 fn explain(message: &str) -> String {
     match message {
         "recursion limit exceeded" => {

@@ -29,6 +29,42 @@ pub struct SourceFile {
     pub name: String,
     pub text: String,
     pub documents: Vec<Document>,
+    /// Byte offsets of the line starts, computed once on first use: every
+    /// finding located in the file needs them, and counting lines from the
+    /// start for each made 10,000 findings in one file take minutes.
+    line_starts: std::sync::OnceLock<Vec<usize>>,
+}
+
+impl SourceFile {
+    pub fn new(name: String, text: String, documents: Vec<Document>) -> Self {
+        SourceFile {
+            name,
+            text,
+            documents,
+            line_starts: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn line_starts(&self) -> &[usize] {
+        self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        })
+    }
+
+    /// 1-based line and character column of a byte offset, as
+    /// [`crate::load::line_col`] gives them, in logarithmic time.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while offset > 0 && !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let starts = self.line_starts();
+        let line = starts.partition_point(|&s| s <= offset);
+        let start = starts[line - 1];
+        (line, self.text[start..offset].chars().count() + 1)
+    }
 }
 
 /// Where a resource of the batch came from.
@@ -147,11 +183,7 @@ impl Loaded {
             self.batch.resources.push(resource);
             self.places.push(Place::File { file, document: d });
         }
-        self.files.push(SourceFile {
-            name,
-            text,
-            documents: docs,
-        });
+        self.files.push(SourceFile::new(name, text, docs));
     }
 }
 
@@ -366,11 +398,9 @@ fn add_source(loaded: &mut Loaded, path: &Path) {
     loaded
         .sources
         .insert(path.to_path_buf(), loaded.files.len());
-    loaded.files.push(SourceFile {
-        name: display_path(path),
-        text,
-        documents,
-    });
+    loaded
+        .files
+        .push(SourceFile::new(display_path(path), text, documents));
 }
 
 fn read_into(loaded: &mut Loaded, path: &Path, origin: u32) {

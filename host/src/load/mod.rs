@@ -69,3 +69,21 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     (line, before[line_start..].chars().count() + 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_files_line_index_agrees_with_counting_from_the_start() {
+        let text = "a: 1\n\nb: \"é✓\"\n  c: x\r\nlast";
+        let file = SourceFile::new("f.yaml".into(), text.into(), Vec::new());
+        for offset in 0..=text.len() + 2 {
+            assert_eq!(
+                file.line_col(offset),
+                line_col(text, offset),
+                "offset {offset}"
+            );
+        }
+    }
+}

@@ -230,12 +230,37 @@ pub enum IndexError {
     DuplicateKey { key: String, at: Mark },
 }
 
+/// Deeper than serde_yaml goes (it refuses past 128 levels), so a document
+/// this refuses would not have loaded anyway.
+const MAX_DEPTH: usize = 128;
+
 /// Indexes every document of a YAML stream.
+///
+/// Events are pulled one by one rather than through yaml-rust2's `load`,
+/// which recurses once per level of nesting: 10,000 nested block sequences
+/// (`- - - ... x`, 20 KB) overflowed the stack and aborted the process.
 pub fn index(text: &str) -> Result<Vec<SpanIndex>, IndexError> {
     let mut builder = Builder::default();
-    Parser::new_from_str(text)
-        .load(&mut builder, true)
-        .map_err(IndexError::Syntax)?;
+    let mut parser = Parser::new_from_str(text);
+    let mut depth = 0usize;
+    loop {
+        let (ev, marker) = parser.next_token().map_err(IndexError::Syntax)?;
+        match ev {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(IndexError::Syntax(ScanError::new(
+                        marker,
+                        "recursion limit exceeded",
+                    )));
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            Event::StreamEnd => break,
+            _ => {}
+        }
+        builder.on_event(ev, marker);
+    }
     if let Some((key, at)) = builder.duplicate {
         return Err(IndexError::DuplicateKey { key, at });
     }

@@ -30,7 +30,7 @@ pub fn render(outcome: &Outcome) -> String {
         let mut props = Vec::new();
         if let Some(p) = l.location {
             let file = &loaded.files[p.file];
-            let (end_line, end_col) = crate::load::line_col(&file.text, p.offset + p.len);
+            let (end_line, end_col) = file.line_col(p.offset + p.len);
             props.push(format!(
                 "file={}",
                 property(&super::sarif::uri(&file.name, &root))
