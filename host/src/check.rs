@@ -216,14 +216,31 @@ pub fn run(opts: &Options) -> Result<Outcome, CheckError> {
         Lifetime::OneShot,
     )?;
     let settings = registry.settings(&resolved.settings)?;
-    let mut loaded = load::load(&opts.paths, &opts.load);
+    let loaded = load::load(&opts.paths, &opts.load);
+    Ok(evaluate(
+        &registry,
+        &settings,
+        resolved.config.as_ref(),
+        loaded,
+    ))
+}
+
+/// Everything after loading: the policies on the batch, each finding
+/// located in the file to edit, sorted, merged across overlays, and
+/// `lkguard.yaml`'s severities and exemptions applied.
+pub fn evaluate(
+    registry: &Registry,
+    settings: &BTreeMap<String, String>,
+    config: Option<&Config>,
+    mut loaded: Loaded,
+) -> Outcome {
     let (findings, failures) = if loaded.batch.resources.is_empty() {
         (Vec::new(), registry.unloadable())
     } else {
-        registry.evaluate(&loaded.batch, &settings)
+        registry.evaluate(&loaded.batch, settings)
     };
     // lkguard.yaml is a file findings can point into (expired exemptions).
-    let config_file = resolved.config.as_ref().map(|c| {
+    let config_file = config.map(|c| {
         loaded.files.push(load::SourceFile::new(
             c.name.clone(),
             c.text.clone(),
@@ -263,13 +280,8 @@ pub fn run(opts: &Options) -> Result<Outcome, CheckError> {
     });
     findings.dedup_by(|a, b| a.finding == b.finding);
     let findings = merge_across_origins(&loaded, findings);
-    let applied = exempt::apply(
-        findings,
-        &loaded,
-        resolved.config.as_ref().zip(config_file),
-        exempt::today(),
-    );
-    Ok(Outcome {
+    let applied = exempt::apply(findings, &loaded, config.zip(config_file), exempt::today());
+    Outcome {
         loaded,
         findings: applied.findings,
         exempted: applied.exempted,
@@ -291,5 +303,5 @@ pub fn run(opts: &Options) -> Result<Outcome, CheckError> {
                     .map(|r| ("lkguard".to_string(), r)),
             )
             .collect(),
-    })
+    }
 }

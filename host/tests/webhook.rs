@@ -714,3 +714,82 @@ fn review_refuses_a_body_over_the_api_servers_limit() {
     assert!(err.contains("huge-review.json"), "{err}");
     assert!(err.contains("over 3145728 bytes"), "{err}");
 }
+
+/// A literal secret planted in every place a manifest can carry one
+/// (fixtures/secrets/planted.yaml) never comes out: not in any report
+/// format of `lkguard check`, not from `lkguard review`, not in a webhook
+/// answer, the metrics, or the server's log.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_planted_secret_never_appears_in_any_output() {
+    const PLANTED: &str = "PLANTED-s3cr3t-9f2c4e";
+    const FILE: &str = "fixtures/secrets/planted.yaml";
+    let fixture = std::fs::read_to_string(root().join(FILE)).unwrap();
+    assert!(
+        fixture.matches(PLANTED).count() >= 6,
+        "the fixture plants it"
+    );
+    let clean = |what: &str, text: &str| {
+        assert!(!text.contains(PLANTED), "{what} shows the secret:\n{text}");
+        assert!(
+            !text.contains("s3cr3t"),
+            "{what} shows part of the secret:\n{text}"
+        );
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["human", "json", "sarif", "junit", "github"] {
+        let out = lkguard(&["check", "--format", format, FILE]);
+        assert_eq!(out.status.code(), Some(1), "{format}: {}", stderr(&out));
+        clean(format, &format!("{}{}", stdout(&out), stderr(&out)));
+        let report = dir.path().join(format!("report.{format}"));
+        let out = lkguard(&[
+            "check",
+            "--format",
+            format,
+            "--output",
+            report.to_str().unwrap(),
+            FILE,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{format} --output");
+        clean(&format!("{format} --output (terminal)"), &stdout(&out));
+        clean(
+            &format!("{format} --output (file)"),
+            &std::fs::read_to_string(&report).unwrap(),
+        );
+    }
+
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let s = start_with(&[], &cache_dir(), Stdio::from(log.reopen().unwrap()));
+    let c = client(&s.ca.pem);
+    let objects = objects_of(FILE);
+    assert_eq!(objects.len(), 3);
+    let mut denied = 0;
+    for object in &objects {
+        for operation in ["CREATE", "UPDATE"] {
+            let body = review(operation, Some(object), false);
+            let answer = post(&c, &s, &body).await;
+            denied += usize::from(answer["response"]["allowed"] == false);
+            clean(&format!("{operation} answer"), &answer.to_string());
+
+            let file = dir.path().join("review.json");
+            std::fs::write(&file, body.to_string()).unwrap();
+            let out = lkguard(&["review", file.to_str().unwrap()]);
+            clean(
+                &format!("lkguard review {operation}"),
+                &format!("{}{}", stdout(&out), stderr(&out)),
+            );
+        }
+    }
+    assert_eq!(
+        denied, 6,
+        "every object is denied: the outputs talk about them"
+    );
+    clean("metrics", &metrics(&c, &s).await);
+    drop(s);
+    let log = std::fs::read_to_string(log.path()).unwrap();
+    assert!(
+        log.contains("uid-CREATE-livekit"),
+        "the log has the requests: {log}"
+    );
+    clean("server log", &log);
+}

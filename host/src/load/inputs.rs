@@ -119,6 +119,15 @@ impl Loaded {
         })
     }
 
+    /// One file's bytes as a deployable origin of its own, as `lkguard
+    /// check FILE` reads it (for tests and fuzzing, which have no file).
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Loaded {
+        let mut loaded = Loaded::default();
+        let origin = loaded.origin(name.to_string(), true);
+        loaded.add_file(name.to_string(), bytes, origin);
+        loaded
+    }
+
     fn origin(&mut self, name: String, deployable: bool) -> u32 {
         if let Some(i) = self.batch.origins.iter().position(|o| o.name == name) {
             return i as u32;
