@@ -15,18 +15,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 RUNS="${RUNS:-3}"
 SECS="${SECONDS_PER_RUN:-10}"
-OHA="${OHA:-$(command -v oha || true)}"
-if [ -z "$OHA" ]; then
-    OHA=target/bench-tools/bin/oha
-    [ -x "$OHA" ] || cargo install oha --locked --root target/bench-tools >/dev/null
-fi
-cargo build --release --quiet
-work="$(mktemp -d)"
-pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout "$work/tls.key" -out "$work/tls.crt" -days 1 -subj "/CN=127.0.0.1" \
-    -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
+. bench/common.sh
 python3 - "$work/review.json" <<'PY'
 import json, sys, yaml
 docs = [d for d in yaml.safe_load_all(open("fixtures/rendered/staging.yaml")) if d]
