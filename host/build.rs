@@ -22,6 +22,8 @@ const MEMBERS: &[&str] = &[
     "image-digest",
     "rtc-service",
     "secrets-source",
+    "service-links",
+    "replicas",
 ];
 
 /// The set that is embedded.

@@ -50,19 +50,27 @@ fn native(batch: &Batch) -> usize {
     n += lkguard_policy_secrets_source::SecretsSource::validate(batch, "{}")
         .unwrap()
         .len();
+    n += lkguard_policy_service_links::ServiceLinks::validate(batch, "{}")
+        .unwrap()
+        .len();
+    n += lkguard_policy_replicas::Replicas::validate(batch, "{}")
+        .unwrap()
+        .len();
     n
 }
 
-/// The five policies on the host's own scheduler (one worker per core), as
+/// The policies on the host's own scheduler (one worker per core), as
 /// the host runs the wasm ones: the ratio then compares like with like.
 fn native_parallel(batch: &Batch) -> usize {
     type Validate = fn(&Batch, &str) -> Result<Vec<lkguard_policy_sdk::Finding>, String>;
-    let all: [Validate; 5] = [
+    let all: [Validate; 7] = [
         lkguard_policy_use_external_ip::UseExternalIp::validate,
         lkguard_policy_node_ip::NodeIp::validate,
         lkguard_policy_image_digest::ImageDigest::validate,
         lkguard_policy_rtc_service::RtcService::validate,
         lkguard_policy_secrets_source::SecretsSource::validate,
+        lkguard_policy_service_links::ServiceLinks::validate,
+        lkguard_policy_replicas::Replicas::validate,
     ];
     lkguard::policy::on_workers(&all, |v| v(batch, "{}").unwrap().len())
         .into_iter()

@@ -16,6 +16,11 @@ mod bundle {
     include!(concat!(env!("OUT_DIR"), "/bundle.rs"));
 }
 
+/// The ids of the embedded policies, in report order.
+pub fn embedded_ids() -> &'static [&'static str] {
+    bundle::MEMBERS
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicySource {
     Embedded,

@@ -1,4 +1,4 @@
-//! The embedded LiveKit bundle: the five runbook policies in one component.
+//! The embedded LiveKit bundle: every LiveKit policy in one component.
 //!
 //! Each policy is still its own crate, tested on its own and buildable as its
 //! own component (`--policy`). The host embeds this set instead so that a
@@ -13,4 +13,6 @@ lkguard_policy_sdk::export_policy_set!(
     lkguard_policy_image_digest::ImageDigest,
     lkguard_policy_rtc_service::RtcService,
     lkguard_policy_secrets_source::SecretsSource,
+    lkguard_policy_service_links::ServiceLinks,
+    lkguard_policy_replicas::Replicas,
 );

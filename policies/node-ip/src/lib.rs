@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
+use lkguard_policy_sdk::effective::{Effective, Raw};
 use lkguard_policy_sdk::livekit::{LivekitContainer, Target};
 use lkguard_policy_sdk::{settings, workload, Batch, Finding, Metadata, Object, Policy, RuleInfo};
 
@@ -110,23 +111,46 @@ enum Source {
 }
 
 fn resolve(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding>) -> Source {
+    let e = Effective::build(objects, lk.clone());
     let c = lk.container.container;
     let index = lk.template.object.index;
-    let Some((i, env)) = workload::env_named(c, "NODE_IP") else {
-        // envFrom a ConfigMap in the render counts as set.
-        for from in c.env_from.iter().flatten() {
-            let Some(name) = from.config_map_ref.as_ref().map(|r| r.name.clone()) else {
-                continue;
+    // rtc.node_ip in the YAML (or its generated env vars) is set before the
+    // named flag: NodeIP.UnmarshalString then fails on the taken IPv4 slot
+    // and livekit-server drops the error, so NODE_IP is silently ignored
+    // (cmd/server `getConfig`, mediatransportutil `rtcconfig.NodeIP`).
+    let preset = e.from_document("rtc.node_ip").or_else(|| {
+        ["rtc.node_ip", "rtc.node_ip.ipv4", "rtc.node_ip.ipv6"]
+            .iter()
+            .find_map(|p| e.generated_override(p))
+    });
+    if let Some(preset) = preset {
+        if let Some(place) = &preset.place {
+            let shown = preset.text().unwrap_or_default();
+            let ignored = match e.named_override("rtc.node_ip") {
+                Some(n) => format!(
+                    "livekit-server keeps it and silently ignores {}",
+                    n.describe()
+                ),
+                None => "every environment that loads this config advertises it".to_string(),
             };
-            let key = format!("{}NODE_IP", from.prefix.as_deref().unwrap_or(""));
-            if key != "NODE_IP" {
-                continue;
-            }
-            if let Some(cm) = find_config_map(objects, lk.template.object, &name) {
-                if let Some(v) = workload::config_map_data(cm).get("NODE_IP") {
-                    return Source::Literal(cm.index, workload::data_path("NODE_IP"), v.clone());
-                }
-            }
+            findings.push(
+                place
+                    .error(RULE, format!("rtc.node_ip `{shown}` is set in {}: {ignored}, instead of its own LoadBalancer IP", preset.describe()))
+                    .hint("remove rtc.node_ip from the config; set NODE_IP per overlay"),
+            );
+            return Source::Done;
+        }
+    }
+    let Some(setting) = e.named_override("rtc.node_ip") else {
+        if let Some(elsewhere) = e.env.maybe_set_elsewhere("NODE_IP") {
+            findings.push(elsewhere.place.warning(
+                RULE,
+                format!(
+                "NODE_IP may come from {} {}, which is not in this render, so it cannot be checked",
+                elsewhere.kind, elsewhere.name
+            ),
+            ));
+            return Source::Done;
         }
         let at = if c.env.is_some() {
             format!("{}/env", lk.container.path)
@@ -139,49 +163,25 @@ fn resolve(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding
         );
         return Source::Done;
     };
-    let env_at = workload::env_path(&lk.container.path, i);
-    match (&env.value, &env.value_from) {
-        (_, Some(from)) => {
-            let at = format!("{env_at}/valueFrom");
-            if let Some(field) = &from.field_ref {
-                findings.push(
-                    Finding::error(RULE, index, at, format!("NODE_IP comes from fieldRef {}, the pod's or node's own address, not the LoadBalancer IP browsers must reach", field.field_path))
-                        .hint("set NODE_IP to the livekit-rtc LoadBalancer EXTERNAL-IP as a literal value"),
-                );
-                return Source::Done;
-            }
-            if let Some(r) = &from.config_map_key_ref {
-                if let Some(cm) = find_config_map(objects, lk.template.object, &r.name) {
-                    if let Some(v) = workload::config_map_data(cm).get(&r.key) {
-                        return Source::Literal(cm.index, workload::data_path(&r.key), v.clone());
-                    }
-                }
-            }
-            findings.push(Finding::warning(RULE, index, at, "NODE_IP comes from a reference that is not in this render, so its value cannot be checked"));
+    let Some(place) = setting.place.clone() else {
+        return Source::Done;
+    };
+    match &setting.raw {
+        Raw::Text(text) => Source::Literal(place.resource, place.path, text.clone()),
+        Raw::Unknown(why) if why.starts_with("fieldRef") => {
+            let field = why.trim_start_matches("fieldRef ");
+            findings.push(
+                place
+                    .error(RULE, format!("NODE_IP comes from fieldRef {field}, the pod's or node's own address, not the LoadBalancer IP browsers must reach"))
+                    .hint("set NODE_IP to the livekit-rtc LoadBalancer EXTERNAL-IP as a literal value"),
+            );
             Source::Done
         }
-        (value, None) => {
-            let raw = value.clone().unwrap_or_default();
-            Source::Literal(
-                index,
-                format!("{env_at}/value"),
-                workload::expand_env(c, i, &raw),
-            )
+        _ => {
+            findings.push(place.warning(RULE, format!("{} comes from a reference that is not in this render, so its value cannot be checked", setting.describe())));
+            Source::Done
         }
     }
-}
-
-fn find_config_map<'o, 'a>(
-    objects: &'o [Object<'a>],
-    near: &Object,
-    name: &str,
-) -> Option<&'o Object<'a>> {
-    objects.iter().find(|o| {
-        o.is("", "ConfigMap")
-            && o.name() == name
-            && o.same_namespace(near)
-            && o.origin == near.origin
-    })
 }
 
 /// The LoadBalancer IP a Service pins, if it pins one.
@@ -411,5 +411,46 @@ spec:
         let f = NodeIp::validate(&b, "{}").unwrap();
         assert_eq!(f.len(), 2);
         assert!(f[0].message.contains("overlays/production"));
+    }
+
+    #[test]
+    fn dual_stack_node_ip_is_valid_and_its_ipv4_must_match() {
+        assert_eq!(
+            run(&deploy(&env("value: \"20.61.14.7,2001:db8::7\""))),
+            vec![]
+        );
+        let f = run(&deploy(&env("value: \"2001:db8::7,20.61.99.21\"")));
+        assert_eq!(f.len(), 1, "{f:?}");
+        // A space-separated pair is not what livekit-server parses.
+        let f = run(&deploy(&env("value: \"20.61.14.7 2001:db8::7\"")));
+        assert!(f[0].message.contains("drops it"), "{}", f[0].message);
+    }
+
+    #[test]
+    fn a_node_ip_arg_beats_the_env() {
+        let e = "          args: [--node-ip, 20.61.99.21]\n          env: [{name: NODE_IP, value: 20.61.14.7}]";
+        let f = run(&deploy(e));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0/args/1");
+        let e = "          args: [--node-ip=20.61.14.7]\n          env: [{name: NODE_IP, value: 10.0.0.1}]";
+        assert_eq!(run(&deploy(e)), vec![]);
+    }
+
+    #[test]
+    fn node_ip_in_the_config_makes_livekit_ignore_the_env() {
+        let cm = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: lk, namespace: memql}\ndata:\n  livekit.yaml: |\n    rtc:\n      use_external_ip: false\n      node_ip: 20.61.99.21\n";
+        let e = "          args: [--config, /etc/livekit/livekit.yaml]\n          volumeMounts: [{name: c, mountPath: /etc/livekit}]\n          env: [{name: NODE_IP, value: 20.61.14.7}]\n      volumes: [{name: c, configMap: {name: lk}}]";
+        let f = run(&format!("{}{cm}", deploy(e)));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (2, "/data/livekit.yaml")
+        );
+        assert_eq!(f[0].embedded_path.as_deref(), Some("/rtc/node_ip"));
+        assert!(
+            f[0].message.contains("silently ignores env NODE_IP"),
+            "{}",
+            f[0].message
+        );
     }
 }

@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use lkguard_policy_sdk::effective::{Effective, Raw, Setting, Source};
 use lkguard_policy_sdk::goyaml;
-use lkguard_policy_sdk::livekit::{self, LivekitConfig, LivekitContainer, Target};
+use lkguard_policy_sdk::livekit::Target;
+use lkguard_policy_sdk::place::Place;
 use lkguard_policy_sdk::settings::{self, DEFAULT_SIGNAL_PORT, DEFAULT_TCP_PORT, DEFAULT_UDP_PORT};
 use lkguard_policy_sdk::{workload, Batch, Finding, Metadata, Object, Policy, RuleInfo};
 use serde::Deserialize;
@@ -27,20 +29,10 @@ struct Settings {
     target: Target,
     #[serde(default = "udp")]
     udp_port: u32,
-    #[serde(default = "tcp")]
-    tcp_port: u32,
-    #[serde(default = "signal")]
-    signal_port: u32,
 }
 
 fn udp() -> u32 {
     DEFAULT_UDP_PORT.into()
-}
-fn tcp() -> u32 {
-    DEFAULT_TCP_PORT.into()
-}
-fn signal() -> u32 {
-    DEFAULT_SIGNAL_PORT.into()
 }
 
 /// The UDP ports livekit-server listens on for media.
@@ -48,24 +40,26 @@ fn signal() -> u32 {
 pub enum Udp {
     Port(u32),
     /// A port range: one socket per port, which a LoadBalancer cannot forward.
-    Range(u32, u32, &'static str),
+    Range(u32, u32),
 }
 
-/// What the server's config says about its media ports, and where.
-struct MediaPorts<'c, 'o, 'a> {
+/// What the server will listen on, and the place that decided it.
+struct MediaPorts {
     udp: Udp,
+    /// What set the UDP port(s), for messages.
+    udp_from: String,
+    /// Where it was set; `None` for a built-in default with no config to
+    /// point into.
+    udp_place: Option<Place>,
     tcp: u32,
-    config: Option<&'c LivekitConfig<'o, 'a>>,
+    /// The livekit container's named ports, for named targetPorts.
+    container_ports: Vec<(String, i32)>,
 }
 
 /// Reads a port or `start-end` range as livekit's `PortRange.UnmarshalString` does.
-fn port_text(text: &str, from: &'static str) -> Option<Udp> {
+fn port_text(text: &str) -> Option<Udp> {
     match text.split_once('-') {
-        Some((a, b)) => Some(Udp::Range(
-            a.trim().parse().ok()?,
-            b.trim().parse().ok()?,
-            from,
-        )),
+        Some((a, b)) => Some(Udp::Range(a.trim().parse().ok()?, b.trim().parse().ok()?)),
         None => text
             .trim()
             .parse::<u32>()
@@ -75,65 +69,91 @@ fn port_text(text: &str, from: &'static str) -> Option<Udp> {
     }
 }
 
-/// livekit-server's media ports, in its own precedence (livekit/livekit
-/// `cmd/server/main.go` and mediatransportutil `RTCConfig.Validate`): the
-/// `--udp-port` flag or its env `UDP_PORT` beats `rtc.udp_port` in the YAML;
-/// with neither that nor `rtc.port_range_start`, a server without `--dev`
-/// listens on UDP 50000-60000, one with `--dev` on 7882.
-fn media_ports<'c, 'o, 'a>(
-    lk: &LivekitContainer,
-    cfg: Option<&'c LivekitConfig<'o, 'a>>,
-    s: &Settings,
-) -> MediaPorts<'c, 'o, 'a> {
-    let c = lk.container.container;
-    let flag = livekit::flag_value(c, "udp-port").and_then(|t| port_text(&t, "--udp-port"));
-    let env = workload::env_named(c, "UDP_PORT")
-        .and_then(|(i, e)| e.value.as_deref().map(|v| workload::expand_env(c, i, v)))
-        .and_then(|t| port_text(&t, "UDP_PORT"));
-    let Some(cfg) = cfg else {
-        return MediaPorts {
-            udp: flag.or(env).unwrap_or(Udp::Port(s.udp_port)),
-            tcp: s.tcp_port,
-            config: None,
-        };
-    };
-    let yaml = cfg
-        .get("rtc.udp_port")
-        .and_then(|(v, _)| goyaml::scalar_text(v))
-        .and_then(|t| port_text(&t, "rtc.udp_port"));
-    let range = || {
-        let start = cfg
-            .get("rtc.port_range_start")
-            .and_then(|(v, _)| goyaml::yaml_port(v))
-            .unwrap_or(0);
-        let end = cfg
+fn port_of(setting: &Setting) -> Option<u32> {
+    match &setting.raw {
+        Raw::Yaml(v) => goyaml::yaml_port(v),
+        _ => setting.text()?.trim().parse().ok(),
+    }
+}
+
+/// livekit-server's media ports, in its own precedence (v1.13.3
+/// `cmd/server/main.go`, mediatransportutil `rtcconfig` and
+/// `NewWebRTCConfig`): a `rtc.port_range_start` wins over any `udp_port`;
+/// `--udp-port` / `UDP_PORT` beat the generated `LIVEKIT_RTC_UDP_PORT_*`
+/// which beat the YAML; with neither a port nor a range, a server without
+/// `--dev` listens on UDP 50000-60000, one with `--dev` on 7882.
+fn media_ports(e: &Effective) -> MediaPorts {
+    let range_start = e
+        .get("rtc.port_range_start")
+        .filter(|s| port_of(s).is_some_and(|p| p != 0));
+    let udp_setting = e
+        .named_override("rtc.udp_port")
+        .filter(|s| s.text().and_then(|t| port_text(&t)).is_some())
+        .or_else(|| e.generated_override("rtc.udp_port.start"))
+        .or_else(|| e.from_document("rtc.udp_port"));
+    let (udp, udp_from, udp_place) = if let Some(start) = range_start {
+        let a = port_of(&start).unwrap_or_default();
+        let b = e
             .get("rtc.port_range_end")
-            .and_then(|(v, _)| goyaml::yaml_port(v))
-            .unwrap_or(0);
-        let dev = c
-            .command
-            .iter()
-            .flatten()
-            .chain(c.args.iter().flatten())
-            .any(|a| a == "--dev" || a == "-dev");
-        if start != 0 {
-            Udp::Range(start, end, "rtc.port_range_start")
-        } else if dev {
-            Udp::Port(DEFAULT_UDP_PORT.into())
-        } else {
-            Udp::Range(50000, 60000, "the built-in default without rtc.udp_port")
+            .and_then(|s| port_of(&s))
+            .unwrap_or_default();
+        (
+            Udp::Range(a, b),
+            format!("rtc.port_range_start from {}", start.describe()),
+            start.place.clone(),
+        )
+    } else if let Some(s) = udp_setting
+        .as_ref()
+        .filter(|s| s.text().and_then(|t| port_text(&t)).is_some())
+    {
+        let mut udp = s.text().and_then(|t| port_text(&t)).unwrap_or(Udp::Port(0));
+        if let (Udp::Port(p), Source::Env(_) | Source::Arg(_)) = (&udp, &s.source) {
+            // LIVEKIT_RTC_UDP_PORT_END alongside _START makes a range.
+            if let Some(end) = e
+                .generated_override("rtc.udp_port.end")
+                .and_then(|s| port_of(&s))
+                .filter(|end| *end > *p)
+            {
+                udp = Udp::Range(*p, end);
+            }
         }
+        (udp, s.describe(), s.place.clone())
+    } else if e.dev() {
+        (
+            Udp::Port(DEFAULT_UDP_PORT.into()),
+            "the --dev default".into(),
+            None,
+        )
+    } else {
+        let rtc = e.config().map(|cfg| {
+            let at = cfg.get("rtc").map(|(_, at)| at).unwrap_or_default();
+            Place::new(cfg.object.index, cfg.path.clone()).inside(at)
+        });
+        (
+            Udp::Range(50000, 60000),
+            "the built-in default without rtc.udp_port".into(),
+            rtc,
+        )
     };
-    let udp = flag.or(env).or(yaml).unwrap_or_else(range);
-    let tcp = cfg
+    let tcp = e
         .get("rtc.tcp_port")
-        .and_then(|(v, _)| goyaml::yaml_port(v))
-        .filter(|p| *p != 0)
-        .unwrap_or(s.tcp_port);
+        .and_then(|s| port_of(&s))
+        .unwrap_or(DEFAULT_TCP_PORT.into());
+    let container_ports = e
+        .server
+        .container
+        .container
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| Some((p.name.clone()?, p.container_port)))
+        .collect();
     MediaPorts {
         udp,
+        udp_from,
+        udp_place,
         tcp,
-        config: Some(cfg),
+        container_ports,
     }
 }
 
@@ -145,12 +165,17 @@ fn is_tcp(p: &ServicePort) -> bool {
     matches!(p.protocol.as_deref(), None | Some("TCP"))
 }
 
-/// The container port a Service port forwards to, when it is a number.
-fn target_port(p: &ServicePort) -> Option<i32> {
+/// The container port a Service port forwards to; a named targetPort is
+/// looked up in the livekit container's ports (`None`: it names none, and
+/// the Service gets no endpoint for it).
+fn target_port(p: &ServicePort, named: &[(String, i32)]) -> Option<i32> {
     match &p.target_port {
         None => Some(p.port),
         Some(IntOrString::Int(i)) => Some(*i),
-        Some(IntOrString::String(_)) => None,
+        Some(IntOrString::String(n)) => named
+            .iter()
+            .find(|(name, _)| name == n)
+            .map(|(_, port)| *port),
     }
 }
 
@@ -172,9 +197,8 @@ impl Policy for RtcService {
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({
-                "udp_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 7882},
-                "tcp_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 7881},
-                "signal_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 7880}
+                "udp_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 7882,
+                    "description": "The UDP port the fix hints suggest when the server listens on a range."}
             })),
         }
     }
@@ -184,7 +208,6 @@ impl Policy for RtcService {
         let objects = batch.objects();
         let templates = workload::pod_templates(&objects);
         let servers = s.target.find(&templates);
-        let configs = livekit::configs(&objects, &servers);
         let mut findings = Vec::new();
         let mut seen_templates = Vec::new();
         for lk in &servers {
@@ -193,10 +216,9 @@ impl Policy for RtcService {
                 continue;
             }
             seen_templates.push(object.index);
-            let loader = (object.index, lk.container.path.clone());
-            let cfg = configs.iter().find(|c| c.loaded_by.contains(&loader));
-            let ports = media_ports(lk, cfg, &s);
-            check_server(lk, &objects, &ports, &s, &mut findings);
+            let e = Effective::build(&objects, lk.clone());
+            let ports = media_ports(&e);
+            check_server(&e, &objects, &ports, &s, &mut findings);
         }
         findings.dedup();
         Ok(findings)
@@ -204,13 +226,18 @@ impl Policy for RtcService {
 }
 
 fn check_server(
-    lk: &LivekitContainer,
+    e: &Effective,
     objects: &[Object],
     ports: &MediaPorts,
     s: &Settings,
     findings: &mut Vec<Finding>,
 ) {
+    let lk = &e.server;
     let object = lk.template.object;
+    let signal = e
+        .get("port")
+        .and_then(|p| port_of(&p))
+        .unwrap_or(DEFAULT_SIGNAL_PORT.into()) as i32;
     let services: Vec<(&Object, Service)> = objects
         .iter()
         .filter(|o| o.is("", "Service") && o.origin == object.origin && o.same_namespace(object))
@@ -249,27 +276,15 @@ fn check_server(
         return;
     }
 
-    let range_message = |a: &u32, b: &u32, from: &str| {
-        format!("livekit-server listens on UDP {a}-{b} ({from}), one port per socket, which the LoadBalancer does not forward; use one UDP port")
+    let range_message = |a: &u32, b: &u32| {
+        format!("livekit-server listens on UDP {a}-{b} ({}), one port per socket, which the LoadBalancer does not forward; use one UDP port", ports.udp_from)
     };
-    let range_in_config = match (&ports.udp, ports.config) {
-        (Udp::Range(a, b, from), Some(cfg))
-            if !from.contains("UDP_PORT") && !from.contains("--udp-port") =>
-        {
-            let embedded = cfg.get("rtc").map(|(_, at)| at).unwrap_or_default();
-            findings.push(
-                Finding::error(
-                    RULE,
-                    cfg.object.index,
-                    cfg.path.clone(),
-                    range_message(a, b, from),
-                )
-                .embedded(embedded)
-                .hint(format!(
-                    "set rtc.udp_port: {} (UDP mux) and expose it on the RTC Service",
-                    s.udp_port
-                )),
-            );
+    let range_at_source = match (&ports.udp, &ports.udp_place) {
+        (Udp::Range(a, b), Some(place)) => {
+            findings.push(place.error(RULE, range_message(a, b)).hint(format!(
+                "set rtc.udp_port: {} (UDP mux) and expose it on the RTC Service",
+                s.udp_port
+            )));
             true
         }
         _ => false,
@@ -287,20 +302,29 @@ fn check_server(
         let name = svc_obj.name();
 
         match &ports.udp {
-            Udp::Port(udp) => {
-                check_forward(findings, i, name, ports_at, &list, *udp, "UDP", is_udp)
-            }
-            Udp::Range(a, b, from) if !range_in_config => {
-                findings.push(Finding::error(RULE, i, ports_at, range_message(a, b, from)));
+            Udp::Port(udp) => check_forward(
+                findings,
+                (i, name, ports_at),
+                &list,
+                (*udp, "UDP", is_udp),
+                &ports.container_ports,
+            ),
+            Udp::Range(a, b) if !range_at_source => {
+                findings.push(Finding::error(RULE, i, ports_at, range_message(a, b)));
             }
             Udp::Range(..) => {}
         }
         if ports.tcp != 0 {
-            check_forward(findings, i, name, ports_at, &list, ports.tcp, "TCP", is_tcp);
+            check_forward(
+                findings,
+                (i, name, ports_at),
+                &list,
+                (ports.tcp, "TCP", is_tcp),
+                &ports.container_ports,
+            );
         }
         for (n, p) in list.iter().enumerate() {
-            let signal = s.signal_port as i32;
-            if p.port == signal || target_port(p) == Some(signal) {
+            if p.port == signal || target_port(p, &ports.container_ports) == Some(signal) {
                 findings.push(
                     Finding::error(RULE, i, format!("/spec/ports/{n}"), format!("Service {name} exposes signaling port {signal} on the public media LoadBalancer; signaling belongs to the ClusterIP Service behind the wss Ingress"))
                         .hint("remove this port; keep 7880 on the ClusterIP Service"),
@@ -321,16 +345,14 @@ fn check_server(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// ICE candidates carry livekit-server's own port, so the Service must
+/// forward `port` to the same container port.
 fn check_forward(
     findings: &mut Vec<Finding>,
-    index: u32,
-    name: &str,
-    ports_at: &str,
+    (index, name, ports_at): (u32, &str, &str),
     list: &[ServicePort],
-    port: u32,
-    proto: &str,
-    is_proto: fn(&ServicePort) -> bool,
+    (port, proto, is_proto): (u32, &str, fn(&ServicePort) -> bool),
+    named: &[(String, i32)],
 ) {
     let port = port as i32;
     match list.iter().enumerate().find(|(_, p)| is_proto(p) && p.port == port) {
@@ -339,13 +361,20 @@ fn check_forward(
                 .hint(format!("add a port: {{name: rtc-{}, port: {port}, protocol: {proto}}}", proto.to_lowercase())),
         ),
         Some((n, p)) => {
-            if let Some(t) = target_port(p).filter(|t| *t != port) {
-                findings.push(Finding::error(
+            match target_port(p, named) {
+                Some(t) if t != port => findings.push(Finding::error(
                     RULE,
                     index,
                     format!("/spec/ports/{n}/targetPort"),
-                    format!("Service {name} forwards {proto} {port} to container port {t}; livekit-server advertises {port} and listens there"),
-                ));
+                    format!("Service {name} forwards {proto} {port} to container port {t}; livekit-server advertises {port} in its ICE candidates and listens there"),
+                )),
+                Some(_) => {}
+                None => findings.push(Finding::error(
+                    RULE,
+                    index,
+                    format!("/spec/ports/{n}/targetPort"),
+                    format!("Service {name} forwards {proto} {port} to a named targetPort that no port of the livekit container carries, so the port gets no endpoint"),
+                )),
             }
         }
     }
@@ -354,7 +383,7 @@ fn check_forward(
 fn describe_udp(udp: &Udp) -> String {
     match udp {
         Udp::Port(p) => p.to_string(),
-        Udp::Range(a, b, _) => format!("{a}-{b}"),
+        Udp::Range(a, b) => format!("{a}-{b}"),
     }
 }
 
@@ -461,7 +490,11 @@ spec:
         );
         let f = run(&y);
         assert_eq!(f.len(), 1);
-        assert_eq!((f[0].resource, f[0].path.as_str()), (2, "/spec/ports"));
+        // At the env entry that set the range, not at the Service.
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (1, "/spec/template/spec/containers/0/env/0/value")
+        );
         assert!(f[0].message.contains("UDP_PORT"));
     }
 
@@ -489,5 +522,77 @@ spec:
         let f = run(&without.join("---\n"));
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].resource, f[0].path.as_str()), (1, ""));
+    }
+
+    #[test]
+    fn a_port_range_wins_over_udp_port() {
+        let cfg = "rtc:\n  udp_port: 7882\n  port_range_start: 50000\n  port_range_end: 50100\n  tcp_port: 7881";
+        let f = run(&yaml(cfg, GOOD_SVC));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].embedded_path.as_deref(), Some("/rtc/port_range_start"));
+        assert!(f[0].message.contains("50000-50100"), "{}", f[0].message);
+    }
+
+    #[test]
+    fn generated_env_and_udp_port_flag_count() {
+        let y = yaml(GOOD_CFG, GOOD_SVC).replace(
+            "          args:",
+            "          env: [{name: LIVEKIT_RTC_TCP_PORT, value: \"7999\"}]\n          args:",
+        );
+        let f = run(&y);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].message.contains("TCP 7999"), "{}", f[0].message);
+        let y = yaml(GOOD_CFG, GOOD_SVC)
+            .replace("[\"--config\"", "[\"--udp-port\", \"3478\", \"--config\"");
+        let f = run(&y);
+        assert!(f[0].message.contains("UDP 3478"), "{}", f[0].message);
+    }
+
+    #[test]
+    fn named_target_ports_resolve_through_the_container() {
+        let with_ports = |svc: &str| {
+            yaml(GOOD_CFG, svc).replace(
+                "          volumeMounts:",
+                "          ports: [{name: rtc-udp, containerPort: 7882, protocol: UDP}, {name: rtc-tcp, containerPort: 7881}]\n          volumeMounts:",
+            )
+        };
+        let named = GOOD_SVC
+            .replace(
+                "port: 7882, protocol: UDP",
+                "port: 7882, targetPort: rtc-udp, protocol: UDP",
+            )
+            .replace(
+                "port: 7881, protocol: TCP",
+                "port: 7881, targetPort: rtc-tcp, protocol: TCP",
+            );
+        assert_eq!(run(&with_ports(&named)), vec![]);
+        let f = run(&with_ports(
+            &named.replace("targetPort: rtc-udp", "targetPort: media"),
+        ));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "/spec/ports/0/targetPort");
+    }
+
+    #[test]
+    fn signaling_is_the_effective_port() {
+        let cfg = "port: 8080\nrtc:\n  udp_port: 7882\n  tcp_port: 7881";
+        let f = run(&yaml(
+            cfg,
+            &format!("{GOOD_SVC}\n    - {{name: http, port: 8080}}"),
+        ));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].message.contains("signaling port 8080"),
+            "{}",
+            f[0].message
+        );
+        // 7880 is not signaling for this server.
+        assert_eq!(
+            run(&yaml(
+                cfg,
+                &format!("{GOOD_SVC}\n    - {{name: x, port: 7880}}")
+            )),
+            vec![]
+        );
     }
 }

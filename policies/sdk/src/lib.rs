@@ -4,10 +4,14 @@
 //! then runs unchanged inside the wasm component. The wit-bindgen glue is one
 //! macro, [`export_policy!`], so a policy crate's `lib.rs` stays a few lines.
 
+pub mod effective;
+pub mod env;
+pub mod flags;
 pub mod goyaml;
 pub mod image;
 pub mod livekit;
 pub mod model;
+pub mod place;
 pub mod pointer;
 pub mod settings;
 pub mod testkit;

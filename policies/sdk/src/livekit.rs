@@ -225,7 +225,8 @@ fn is_config(parsed: &Result<Yaml, String>, text: &str) -> bool {
     }
 }
 
-fn parse(text: &str) -> Result<Yaml, String> {
+/// Parses a config document as text.
+pub fn parse(text: &str) -> Result<Yaml, String> {
     serde_yaml::from_str::<Yaml>(text).map_err(|e| e.to_string())
 }
 
@@ -347,10 +348,9 @@ pub fn configs<'o, 'a>(
                     }
                     (None, None) => format!("{}/{}", mount.mount_path.trim_end_matches('/'), key),
                 };
-                let chosen = match &config_file {
-                    Some(f) => *f == file,
-                    None => is_config(&parsed, text),
-                };
+                // Without --config the server never opens the file, however
+                // much it looks like a config (`effective::Document::None`).
+                let chosen = config_file.as_ref().is_some_and(|f| *f == file);
                 if chosen {
                     push(
                         LivekitConfig {

@@ -6,6 +6,11 @@ pub fn push(base: &str, token: impl AsRef<str>) -> String {
     format!("{base}/{token}")
 }
 
+/// Reads one reference token back.
+pub fn unescape(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
+}
+
 /// Joins tokens into a pointer.
 pub fn join<I, S>(tokens: I) -> String
 where

@@ -65,3 +65,24 @@ pub fn schema(extra: serde_json::Value) -> String {
     })
     .to_string()
 }
+
+/// How the media plane reaches livekit-server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topology {
+    /// The runbook's: one LoadBalancer IP, advertised as NODE_IP, in front
+    /// of one pod.
+    #[default]
+    LoadBalancer,
+    /// The livekit Helm chart's: `hostNetwork: true`, each pod advertises
+    /// its node's address (`use_external_ip: true`), ports on the node.
+    HostNetwork,
+}
+
+pub fn topology_schema() -> serde_json::Value {
+    serde_json::json!({
+        "enum": ["load-balancer", "host-network"],
+        "default": "load-balancer",
+        "description": "load-balancer: the runbook's design (one LoadBalancer IP as NODE_IP, one pod). host-network: the livekit Helm chart's (hostNetwork, STUN, one pod per node)."
+    })
+}

@@ -221,47 +221,13 @@ pub fn env_named<'c>(container: &'c Container, name: &str) -> Option<(usize, &'c
 /// An unresolvable reference is kept as written, as the kubelet does.
 pub fn expand_env(container: &Container, upto: usize, value: &str) -> String {
     let earlier: Vec<&EnvVar> = container.env.iter().flatten().take(upto).collect();
-    let lookup = |name: &str| {
+    crate::env::expand_with(value, |name| {
         earlier
             .iter()
             .rev()
             .find(|e| e.name == name)
             .and_then(|e| e.value.clone())
-    };
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(stripped) = after.strip_prefix('$') {
-            out.push('$');
-            rest = stripped;
-        } else if let Some(inner) = after.strip_prefix('(') {
-            match inner.find(')') {
-                Some(end) => {
-                    let name = &inner[..end];
-                    match lookup(name) {
-                        Some(v) => out.push_str(&v),
-                        None => {
-                            out.push_str("$(");
-                            out.push_str(name);
-                            out.push(')');
-                        }
-                    }
-                    rest = &inner[end + 1..];
-                }
-                None => {
-                    out.push('$');
-                    rest = after;
-                }
-            }
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
+    })
 }
 
 /// The env pointer of entry `i` of a container.

@@ -5,6 +5,7 @@
 //! and calls connect without media. The runbook pins the media IP with NODE_IP
 //! instead, which only works while `use_external_ip` is false.
 
+use lkguard_policy_sdk::effective::{Document, Effective, Source};
 use lkguard_policy_sdk::goyaml::{self, GoBool};
 use lkguard_policy_sdk::livekit::{self, LivekitConfig, Target};
 use lkguard_policy_sdk::{settings, workload, Batch, Finding, Metadata, Policy, RuleInfo};
@@ -47,50 +48,72 @@ impl Policy for UseExternalIp {
             check_config(cfg, &mut findings);
         }
         for lk in &servers {
-            let c = lk.container.container;
-            let object = lk.template.object;
-            if let Some((i, env)) = workload::env_named(c, "LIVEKIT_RTC_USE_EXTERNAL_IP") {
-                let at = format!("{}/value", workload::env_path(&lk.container.path, i));
-                match env.value.as_deref().map(goyaml::strconv_bool) {
-                    Some(Some(true)) => findings.push(
-                        Finding::error(RULE, object.index, at, "env LIVEKIT_RTC_USE_EXTERNAL_IP=true overrides the config file and turns STUN discovery on")
-                            .hint("remove the LIVEKIT_RTC_USE_EXTERNAL_IP env entry"),
-                    ),
-                    Some(None) => findings.push(Finding::error(
-                        RULE,
-                        object.index,
-                        at,
-                        "env LIVEKIT_RTC_USE_EXTERNAL_IP is not a Go boolean (strconv.ParseBool), so livekit-server fails to start",
-                    )),
-                    _ => {}
-                }
-            }
-            let loader = (object.index, lk.container.path.clone());
-            let has_config = configs.iter().any(|cfg| cfg.loaded_by.contains(&loader));
-            if object.origin.complete && !has_config {
-                let mounted: Vec<String> = lk
-                    .template
-                    .config_map_mounts(c)
-                    .into_iter()
-                    .map(|m| m.config_map)
-                    .collect();
-                let message = if mounted.is_empty() {
-                    format!("container `{}` runs livekit-server with no config from this render, so rtc.use_external_ip is never set explicitly", c.name)
-                } else {
-                    format!(
-                        "container `{}` mounts ConfigMap {} but no livekit config from it is in this render, so rtc.use_external_ip is never set explicitly",
-                        c.name,
-                        mounted.join(", ")
-                    )
-                };
-                findings.push(
-                    Finding::error(RULE, object.index, lk.container.path.clone(), message)
-                        .hint(HINT),
-                );
-            }
+            let e = Effective::build(&objects, lk.clone());
+            check_server(&e, &mut findings);
         }
         Ok(findings)
     }
+}
+
+/// What one server container ends up with. The documents themselves are
+/// judged by [`check_config`]; here, what overrides them or replaces them.
+fn check_server(e: &Effective, findings: &mut Vec<Finding>) {
+    let object = e.object();
+    let Some(setting) = e.get("rtc.use_external_ip") else {
+        return;
+    };
+    if let (Source::Env(_) | Source::Arg(_), Some(place)) = (&setting.source, &setting.place) {
+        let what = setting.describe();
+        let config_says = e
+            .from_document("rtc.use_external_ip")
+            .and_then(|d| d.bool().ok().flatten());
+        match setting.bool() {
+            Ok(Some(true)) => findings.push(
+                place
+                    .error(RULE, match config_says {
+                        Some(false) => format!("{what}=true overrides the config's `use_external_ip: false` and turns STUN discovery on: livekit-server advertises the node's egress IP, not the LoadBalancer IP"),
+                        _ => format!("{what}=true turns STUN discovery on: livekit-server advertises the node's egress IP, not the LoadBalancer IP"),
+                    })
+                    .hint(format!("remove {what}; keep `rtc.use_external_ip: false` in the config")),
+            ),
+            Err(why) => findings.push(place.error(
+                RULE,
+                format!("{what} is {why}, so livekit-server fails to start"),
+            )),
+            Ok(_) => {}
+        }
+        return;
+    }
+    if !object.origin.complete {
+        return;
+    }
+    let c = e.container_name();
+    let message = match &e.document {
+        // Judged where the document is (`check_config`).
+        Document::Body { .. } | Document::File { .. } => return,
+        Document::Unresolved { hidden: true, .. } => return,
+        Document::Unresolved { file, why, .. } => {
+            format!("container `{c}` runs livekit-server with --config {file}, but {why}: livekit-server cannot read its config, so rtc.use_external_ip is never set explicitly")
+        }
+        Document::None => {
+            let mounted: Vec<String> = e
+                .server
+                .template
+                .config_map_mounts(e.server.container.container)
+                .into_iter()
+                .map(|m| m.config_map)
+                .collect();
+            if mounted.is_empty() {
+                format!("container `{c}` runs livekit-server with no config (neither --config nor LIVEKIT_CONFIG), so rtc.use_external_ip is never set explicitly")
+            } else {
+                format!(
+                    "container `{c}` mounts ConfigMap {} but never passes it with --config (nor LIVEKIT_CONFIG), so livekit-server runs on its built-in defaults and rtc.use_external_ip is never set explicitly",
+                    mounted.join(", ")
+                )
+            }
+        }
+    };
+    findings.push(e.container_place().error(RULE, message).hint(HINT));
 }
 
 fn check_config(cfg: &LivekitConfig, findings: &mut Vec<Finding>) {
@@ -108,14 +131,20 @@ fn check_config(cfg: &LivekitConfig, findings: &mut Vec<Finding>) {
         }
     };
     if !doc.is_mapping() {
-        findings.push(Finding::error(
-            RULE,
-            index,
-            cfg.path.clone(),
-            format!(
-                "the livekit config in {} is not a YAML mapping",
+        let message = match doc.as_str() {
+            // Real manifests do this: LIVEKIT_CONFIG is the YAML itself
+            // (`--config-body`), never a path.
+            Some(text) if text.starts_with('/') || text.ends_with(".yaml") || text.ends_with(".yml") => format!(
+                "{} holds the path `{text}`, but livekit-server takes it as the config text itself (--config-body): it fails to decode a string as its config and does not start",
                 cfg.describe()
             ),
+            _ => format!(
+                "the livekit config in {} is not a YAML mapping, so livekit-server does not start",
+                cfg.describe()
+            ),
+        };
+        findings.push(Finding::error(RULE, index, cfg.path.clone(), message).hint(
+            "put the YAML in a ConfigMap key, mount it and pass --config FILE, or set LIVEKIT_CONFIG to the YAML text",
         ));
         return;
     }
@@ -288,5 +317,91 @@ spec:
         let f = UseExternalIp::validate(&render(DEPLOY), "{}").unwrap();
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].path, "/spec/template/spec/containers/0");
+    }
+
+    fn deploy_with(env: &str, args: &str) -> String {
+        DEPLOY.replace(
+            "          args: [\"--config\", \"/etc/livekit/livekit.yaml\"]",
+            &format!("          args: {args}\n          env: {env}"),
+        )
+    }
+
+    #[test]
+    fn an_arg_or_env_from_override_points_at_its_place() {
+        let cfg = format!("{CM}    rtc:\n      use_external_ip: false\n");
+        let arg = format!(
+            "{cfg}{}",
+            deploy_with(
+                "[]",
+                "[--config, /etc/livekit/livekit.yaml, --rtc.use_external_ip=true]"
+            )
+        );
+        let f = UseExternalIp::validate(&render(&arg), "{}").unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0/args/2");
+        assert!(
+            f[0].message.contains("overrides the config's"),
+            "{}",
+            f[0].message
+        );
+
+        let env_from = format!(
+            "{cfg}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: lk-env}}\ndata: {{LIVEKIT_RTC_USE_EXTERNAL_IP: 'True'}}\n{}",
+            deploy_with("[]", "[--config, /etc/livekit/livekit.yaml]")
+                .replace("          env: []", "          envFrom: [{configMapRef: {name: lk-env}}]")
+        );
+        let f = UseExternalIp::validate(&render(&env_from), "{}").unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (1, "/data/LIVEKIT_RTC_USE_EXTERNAL_IP")
+        );
+    }
+
+    #[test]
+    fn env_is_parsed_by_strconv_not_yaml() {
+        let yaml = format!(
+            "{CM}    rtc:\n      use_external_ip: false\n{}",
+            deploy_with(
+                "[{name: LIVEKIT_RTC_USE_EXTERNAL_IP, value: 'yes'}]",
+                "[--config, /etc/livekit/livekit.yaml]"
+            )
+        );
+        let f = UseExternalIp::validate(&render(&yaml), "{}").unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].message.contains("fails to start"), "{}", f[0].message);
+        // `false` spelled the Go way is fine.
+        let ok = yaml.replace("value: 'yes'", "value: 'FALSE'");
+        assert!(UseExternalIp::validate(&render(&ok), "{}")
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_path_in_livekit_config_is_not_a_config() {
+        let yaml = deploy_with(
+            "[{name: LIVEKIT_CONFIG, value: /etc/livekit/livekit.yaml}]",
+            "[]",
+        );
+        let f = UseExternalIp::validate(&render(&yaml), "{}").unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0/env/0/value");
+        assert!(f[0].message.contains("holds the path"), "{}", f[0].message);
+    }
+
+    #[test]
+    fn a_mounted_config_never_passed_runs_on_defaults() {
+        let yaml = format!(
+            "{CM}    rtc:\n      use_external_ip: false\n{}",
+            deploy_with("[]", "[]")
+        );
+        let f = UseExternalIp::validate(&render(&yaml), "{}").unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0");
+        assert!(
+            f[0].message.contains("never passes it with --config"),
+            "{}",
+            f[0].message
+        );
     }
 }

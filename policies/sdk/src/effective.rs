@@ -1,0 +1,851 @@
+//! The configuration livekit-server will really run with, and where each
+//! value came from.
+//!
+//! livekit-server (v1.13, `cmd/server/main.go` and `pkg/config/config.go`)
+//! builds its config in this order, later wins:
+//! 1. built-in defaults;
+//! 2. one YAML document: `--config-body` / `LIVEKIT_CONFIG` when non-empty,
+//!    and then the `--config` file is ignored entirely; otherwise the file;
+//! 3. a hidden flag and an env var for every scalar config field
+//!    (`LIVEKIT_RTC_USE_EXTERNAL_IP`), generated from the config structs:
+//!    [`GENERATED`] is derived at build time from the shipped JSON Schema;
+//! 4. the named flags and their env vars ([`NAMED`]).
+//!
+//! A command-line argument beats the env var of the same flag. Rules ask
+//! [`Effective::get`] for a dotted path and get the value with the [`Place`]
+//! that set it.
+
+use serde_yaml::Value as Yaml;
+
+use crate::env::{self, ContainerEnv, EnvEntry, EnvValue, Word};
+use crate::flags::{self, Flag};
+use crate::goyaml::{self, GoBool};
+use crate::livekit::{self, ConfigSource, LivekitConfig, LivekitContainer};
+use crate::model::Object;
+use crate::place::Place;
+use crate::{pointer, workload};
+
+/// The Go kind of a config field, as livekit's flag generator sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Int,
+    Uint,
+    Float,
+    String,
+    Duration,
+}
+
+/// One generated flag: `--rtc.use_external_ip` / `LIVEKIT_RTC_USE_EXTERNAL_IP`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generated {
+    /// The dotted YAML path, which is also the hidden flag's name.
+    pub path: &'static str,
+    /// [`env_name`] of the path.
+    pub env: &'static str,
+    pub kind: Kind,
+    /// The Go type as written in the config struct.
+    pub go_type: &'static str,
+}
+
+include!(concat!(env!("OUT_DIR"), "/generated_flags.rs"));
+
+/// The env var of a generated flag: `LIVEKIT_` + the path upper-cased with
+/// dots as underscores.
+pub fn env_name(path: &str) -> String {
+    format!("LIVEKIT_{}", path.to_ascii_uppercase().replace('.', "_"))
+}
+
+/// The generated flag an env var feeds, if any.
+pub fn generated_by_env(name: &str) -> Option<&'static Generated> {
+    name.strip_prefix("LIVEKIT_")?;
+    GENERATED.iter().find(|g| g.env == name)
+}
+
+pub fn generated(path: &str) -> Option<&'static Generated> {
+    GENERATED.iter().find(|g| g.path == path)
+}
+
+/// A named flag of `cmd/server/main.go`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Named {
+    pub flag: &'static str,
+    pub env: Option<&'static str>,
+    /// The config field it sets, when it sets one.
+    pub path: Option<&'static str>,
+    pub kind: Kind,
+}
+
+/// The named flags livekit-server v1.13.3 defines (`cmd/server/main.go`),
+/// with their env vars; `--cpuprofile`/`--memprofile` touch no config.
+pub const NAMED: &[Named] = &[
+    Named {
+        flag: "config",
+        env: None,
+        path: None,
+        kind: Kind::String,
+    },
+    Named {
+        flag: "config-body",
+        env: Some("LIVEKIT_CONFIG"),
+        path: None,
+        kind: Kind::String,
+    },
+    Named {
+        flag: "key-file",
+        env: None,
+        path: Some("key_file"),
+        kind: Kind::String,
+    },
+    Named {
+        flag: "keys",
+        env: Some("LIVEKIT_KEYS"),
+        path: Some("keys"),
+        kind: Kind::String,
+    },
+    Named {
+        flag: "region",
+        env: Some("LIVEKIT_REGION"),
+        path: Some("region"),
+        kind: Kind::String,
+    },
+    Named {
+        flag: "node-ip",
+        env: Some("NODE_IP"),
+        path: Some("rtc.node_ip"),
+        kind: Kind::String,
+    },
+    Named {
+        flag: "udp-port",
+        env: Some("UDP_PORT"),
+        path: Some("rtc.udp_port"),
+        kind: Kind::String,
+    },
+    Named {
+        flag: "redis-host",
+        env: Some("REDIS_HOST"),
+        path: Some("redis.address"),
+        kind: Kind::String,
+    },
+    Named {
+        flag: "redis-password",
+        env: Some("REDIS_PASSWORD"),
+        path: Some("redis.password"),
+        kind: Kind::String,
+    },
+    Named {
+        flag: "turn-cert",
+        env: Some("LIVEKIT_TURN_CERT"),
+        path: Some("turn.cert_file"),
+        kind: Kind::String,
+    },
+    Named {
+        flag: "turn-key",
+        env: Some("LIVEKIT_TURN_KEY"),
+        path: Some("turn.key_file"),
+        kind: Kind::String,
+    },
+    Named {
+        flag: "bind",
+        env: None,
+        path: Some("bind_addresses"),
+        kind: Kind::String,
+    },
+    Named {
+        flag: "dev",
+        env: None,
+        path: Some("development"),
+        kind: Kind::Bool,
+    },
+    Named {
+        flag: "disable-strict-config",
+        env: None,
+        path: None,
+        kind: Kind::Bool,
+    },
+];
+
+pub fn named(flag: &str) -> Option<&'static Named> {
+    NAMED.iter().find(|n| n.flag == flag)
+}
+
+/// Every env var name livekit-server reads.
+pub fn reads_env(name: &str) -> bool {
+    generated_by_env(name).is_some() || NAMED.iter().any(|n| n.env == Some(name))
+}
+
+/// Where a value was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    /// The YAML document.
+    Document,
+    /// An env var (generated or named).
+    Env(String),
+    /// A command-line flag.
+    Arg(String),
+}
+
+/// A value as livekit-server receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Raw {
+    /// From the YAML, decoded by yaml.v3 into the field's Go type.
+    Yaml(Yaml),
+    /// From an env var or a flag, parsed by urfave/cli with Go's strconv.
+    Text(String),
+    /// Set, from something the render does not show (a Secret, say).
+    Unknown(String),
+    /// A built-in default, as text.
+    Default(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting {
+    pub raw: Raw,
+    pub source: Source,
+    /// `None` for a built-in default.
+    pub place: Option<Place>,
+}
+
+impl Setting {
+    /// The scalar's text, when the render shows it.
+    pub fn text(&self) -> Option<String> {
+        match &self.raw {
+            Raw::Yaml(v) => goyaml::scalar_text(v),
+            Raw::Text(t) | Raw::Default(t) => Some(t.clone()),
+            Raw::Unknown(_) => None,
+        }
+    }
+
+    /// The boolean livekit-server ends up with: yaml.v3 rules for the YAML,
+    /// `strconv.ParseBool` for env vars and flags. `Err` means the server
+    /// does not start; `Ok(None)` that the value is not visible.
+    pub fn bool(&self) -> Result<Option<bool>, String> {
+        match &self.raw {
+            Raw::Yaml(v) => match goyaml::yaml_bool(v) {
+                GoBool::Value(b) => Ok(Some(b)),
+                GoBool::Null => Ok(Some(false)),
+                GoBool::Invalid(what) => Err(format!(
+                    "{what} cannot be decoded into a Go bool by yaml.v3"
+                )),
+            },
+            Raw::Text(t) | Raw::Default(t) => goyaml::strconv_bool(t)
+                .map(Some)
+                .ok_or_else(|| format!("`{t}` is not a Go boolean (strconv.ParseBool takes 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False)")),
+            Raw::Unknown(_) => Ok(None),
+        }
+    }
+
+    /// Says where the value came from, for messages.
+    pub fn describe(&self) -> String {
+        match &self.source {
+            Source::Default => "the built-in default".into(),
+            Source::Document => "the config file".into(),
+            Source::Env(n) => format!("env {n}"),
+            Source::Arg(f) => format!("flag --{f}"),
+        }
+    }
+}
+
+/// Where livekit-server's YAML document comes from.
+#[derive(Debug, Clone)]
+pub enum Document<'o, 'a> {
+    /// `--config-body` or `LIVEKIT_CONFIG`; `config` is `None` when the text
+    /// comes from a Secret the render does not show.
+    Body {
+        place: Place,
+        source: Source,
+        config: Option<LivekitConfig<'o, 'a>>,
+    },
+    /// `--config FILE`, resolved through the mounts to a ConfigMap key.
+    File {
+        file: String,
+        flag: Place,
+        config: LivekitConfig<'o, 'a>,
+    },
+    /// `--config FILE` that the render cannot resolve. `missing`: no volume
+    /// is mounted there, so the file does not exist in the container.
+    /// `hidden`: it is on a volume whose content no render shows (a Secret,
+    /// an emptyDir), so nothing can be said.
+    Unresolved {
+        file: String,
+        flag: Place,
+        why: String,
+        missing: bool,
+        hidden: bool,
+    },
+    /// Neither: the server runs on defaults, env vars and flags.
+    None,
+}
+
+impl<'o, 'a> Document<'o, 'a> {
+    pub fn config(&self) -> Option<&LivekitConfig<'o, 'a>> {
+        match self {
+            Document::Body { config, .. } => config.as_ref(),
+            Document::File { config, .. } => Some(config),
+            _ => None,
+        }
+    }
+}
+
+/// One livekit-server container and the configuration it runs with.
+#[derive(Debug, Clone)]
+pub struct Effective<'t, 'o, 'a> {
+    pub server: LivekitContainer<'t, 'o, 'a>,
+    pub env: ContainerEnv,
+    pub words: Vec<Word>,
+    pub flags: Vec<Flag>,
+    pub document: Document<'o, 'a>,
+}
+
+fn is_bool_flag(name: &str) -> bool {
+    named(name).is_some_and(|n| n.kind == Kind::Bool)
+        || generated(name).is_some_and(|g| g.kind == Kind::Bool)
+        || matches!(name, "help" | "h" | "version" | "v")
+}
+
+impl<'t, 'o, 'a> Effective<'t, 'o, 'a> {
+    pub fn build(objects: &'o [Object<'a>], server: LivekitContainer<'t, 'o, 'a>) -> Self {
+        let object = server.template.object;
+        let c = server.container.container;
+        let env = env::container_env(objects, object, &server.container.path, c);
+        let words = env::command_line(object, &server.container.path, c, &env);
+        let flags = flags::parse(&words, is_bool_flag);
+        let document = document(objects, &server, &env, &flags);
+        Effective {
+            server,
+            env,
+            words,
+            flags,
+            document,
+        }
+    }
+
+    pub fn object(&self) -> &'o Object<'a> {
+        self.server.template.object
+    }
+
+    pub fn container_name(&self) -> &str {
+        &self.server.container.container.name
+    }
+
+    /// The container in the pod spec: where a finding about the container
+    /// as a whole points.
+    pub fn container_place(&self) -> Place {
+        Place::new(self.object().index, self.server.container.path.clone())
+    }
+
+    pub fn config(&self) -> Option<&LivekitConfig<'o, 'a>> {
+        self.document.config()
+    }
+
+    /// `(flag, env var)` of a flag: the arg when given, else the env var.
+    fn flag_or_env(&self, flag: &str, env: Option<&str>) -> Option<Setting> {
+        if let Some(f) = flags::last(&self.flags, flag) {
+            return Some(Setting {
+                raw: Raw::Text(f.value.clone().unwrap_or_else(|| "true".into())),
+                source: Source::Arg(flag.to_string()),
+                place: Some(f.place.clone()),
+            });
+        }
+        let e = self.env.get(env?)?;
+        Some(env_setting(e))
+    }
+
+    /// The env var or flag set for a generated config field, if any.
+    pub fn generated_override(&self, path: &str) -> Option<Setting> {
+        let g = generated(path)?;
+        self.flag_or_env(path, Some(g.env))
+    }
+
+    /// The named flag (or its env var) given for a config field, if any.
+    pub fn named_override(&self, path: &str) -> Option<Setting> {
+        let n = NAMED.iter().find(|n| n.path == Some(path))?;
+        self.flag_or_env(n.flag, n.env)
+    }
+
+    /// The value in the YAML document, if it sets one.
+    pub fn from_document(&self, path: &str) -> Option<Setting> {
+        let cfg = self.config()?;
+        let (value, at) = cfg.get(path)?;
+        Some(Setting {
+            raw: Raw::Yaml(value.clone()),
+            source: Source::Document,
+            place: Some(Place::new(cfg.object.index, cfg.path.clone()).inside(at)),
+        })
+    }
+
+    /// The value of a config field, with livekit-server's precedence.
+    pub fn get(&self, path: &str) -> Option<Setting> {
+        self.named_override(path)
+            .or_else(|| self.generated_override(path))
+            .or_else(|| self.from_document(path))
+            .or_else(|| {
+                default(path).map(|d| Setting {
+                    raw: Raw::Default(d.to_string()),
+                    source: Source::Default,
+                    place: None,
+                })
+            })
+    }
+
+    /// `--dev`: development mode.
+    pub fn dev(&self) -> bool {
+        self.flag_or_env("dev", None)
+            .and_then(|s| s.bool().ok().flatten())
+            .unwrap_or(false)
+            || self
+                .from_document("development")
+                .and_then(|s| s.bool().ok().flatten())
+                .unwrap_or(false)
+    }
+
+    /// `--disable-strict-config`: unknown YAML keys are ignored.
+    pub fn strict(&self) -> bool {
+        !self
+            .flag_or_env("disable-strict-config", None)
+            .and_then(|s| s.bool().ok().flatten())
+            .unwrap_or(false)
+    }
+
+    /// Every generated override present (env var or flag), with its field.
+    pub fn overrides(&self) -> Vec<(&'static Generated, Setting)> {
+        GENERATED
+            .iter()
+            .filter_map(|g| Some((g, self.generated_override(g.path)?)))
+            .collect()
+    }
+}
+
+fn env_setting(e: &EnvEntry) -> Setting {
+    Setting {
+        raw: match &e.value {
+            EnvValue::Text(t) => Raw::Text(t.clone()),
+            EnvValue::Unknown(why) => Raw::Unknown(why.clone()),
+        },
+        source: Source::Env(e.name.clone()),
+        place: Some(e.place.clone()),
+    }
+}
+
+/// livekit-server's built-in defaults that rules depend on
+/// (`pkg/config/config.go` `DefaultConfig`).
+fn default(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "port" => "7880",
+        "rtc.tcp_port" => "7881",
+        "rtc.use_external_ip" => "false",
+        _ => return None,
+    })
+}
+
+/// Finds the YAML document a container loads.
+fn document<'o, 'a>(
+    objects: &'o [Object<'a>],
+    server: &LivekitContainer<'_, 'o, 'a>,
+    env: &ContainerEnv,
+    flags: &[Flag],
+) -> Document<'o, 'a> {
+    let object = server.template.object;
+    let c = server.container.container;
+    // `--config-body`, else LIVEKIT_CONFIG, when non-empty.
+    let body = flags::last(flags, "config-body")
+        .map(|f| {
+            (
+                f.value
+                    .clone()
+                    .map(EnvValue::Text)
+                    .unwrap_or(EnvValue::Text(String::new())),
+                f.place.clone(),
+                Source::Arg("config-body".into()),
+            )
+        })
+        .or_else(|| {
+            env.get("LIVEKIT_CONFIG").map(|e| {
+                (
+                    e.value.clone(),
+                    e.place.clone(),
+                    Source::Env(e.name.clone()),
+                )
+            })
+        })
+        .filter(|(v, _, _)| v.text().is_none_or(|t| !t.trim().is_empty()));
+    if let Some((value, place, source)) = body {
+        let config = value.text().map(|text| {
+            let owner = objects
+                .iter()
+                .find(|o| o.index == place.resource)
+                .unwrap_or(object);
+            LivekitConfig {
+                object: owner,
+                path: place.path.clone(),
+                source: match owner.is("", "ConfigMap") {
+                    true => ConfigSource::ConfigMap {
+                        name: owner.name().to_string(),
+                        key: place
+                            .path
+                            .strip_prefix("/data/")
+                            .map(pointer::unescape)
+                            .unwrap_or_default(),
+                    },
+                    false => ConfigSource::Env {
+                        container: c.name.clone(),
+                    },
+                },
+                parsed: livekit::parse(text),
+                loaded_by: vec![(object.index, server.container.path.clone())],
+            }
+        });
+        return Document::Body {
+            place,
+            source,
+            config,
+        };
+    }
+    let Some(flag) = flags::last(flags, "config") else {
+        return Document::None;
+    };
+    let Some(file) = flag.value.clone().filter(|f| !f.is_empty()) else {
+        return Document::None;
+    };
+    resolve_file(objects, server, &file, flag.place.clone())
+}
+
+/// Follows a file path through the container's volume mounts.
+fn resolve_file<'o, 'a>(
+    objects: &'o [Object<'a>],
+    server: &LivekitContainer<'_, 'o, 'a>,
+    file: &str,
+    flag: Place,
+) -> Document<'o, 'a> {
+    let object = server.template.object;
+    let c = server.container.container;
+    let unresolved = |why: String, missing: bool| Document::Unresolved {
+        file: file.to_string(),
+        flag: flag.clone(),
+        why,
+        missing,
+        hidden: false,
+    };
+    // The deepest mount whose path covers the file decides, as in the
+    // container's mount table.
+    let Some(mount) = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter(|m| {
+            let mp = m.mount_path.trim_end_matches('/');
+            file == mp || file.starts_with(&format!("{mp}/"))
+        })
+        .max_by_key(|m| m.mount_path.trim_end_matches('/').len())
+    else {
+        return unresolved(format!("no volume is mounted at {file}"), true);
+    };
+    let volumes = server.template.spec.volumes.as_deref().unwrap_or_default();
+    let Some(volume) = volumes.iter().find(|v| v.name == mount.name) else {
+        return unresolved(
+            format!("volumeMount {} names no volume of the pod", mount.name),
+            true,
+        );
+    };
+    let mp = mount.mount_path.trim_end_matches('/');
+    let inner = file[mp.len()..].trim_start_matches('/');
+    let sub_path = mount.sub_path.as_deref().filter(|s| !s.is_empty());
+    // With subPath the mount is the file itself; otherwise the file's path
+    // inside the volume.
+    let in_volume = match sub_path {
+        Some(sub) if inner.is_empty() => sub.to_string(),
+        Some(sub) => format!("{}/{inner}", sub.trim_end_matches('/')),
+        None => inner.to_string(),
+    };
+    let sources: Vec<(String, Vec<(String, String)>)> =
+        match (&volume.config_map, &volume.projected) {
+            (Some(cm), _) => vec![(
+                cm.name.clone(),
+                cm.items
+                    .iter()
+                    .flatten()
+                    .map(|i| (i.key.clone(), i.path.clone()))
+                    .collect(),
+            )],
+            (None, Some(p)) => p
+                .sources
+                .iter()
+                .flatten()
+                .filter_map(|s| s.config_map.as_ref())
+                .map(|cm| {
+                    (
+                        cm.name.clone(),
+                        cm.items
+                            .iter()
+                            .flatten()
+                            .map(|i| (i.key.clone(), i.path.clone()))
+                            .collect(),
+                    )
+                })
+                .collect(),
+            _ => {
+                let what = if volume.secret.is_some() {
+                    "a Secret volume"
+                } else if volume.empty_dir.is_some() {
+                    "an emptyDir filled at run time"
+                } else {
+                    "a volume the render does not show the content of"
+                };
+                return Document::Unresolved {
+                    file: file.to_string(),
+                    flag,
+                    why: format!("{file} is on {what}"),
+                    missing: false,
+                    hidden: true,
+                };
+            }
+        };
+    for (name, items) in sources {
+        let Some(cm) = objects.iter().find(|o| {
+            o.is("", "ConfigMap")
+                && o.name() == name
+                && o.same_namespace(object)
+                && o.origin == object.origin
+        }) else {
+            continue;
+        };
+        let data = workload::config_map_data(cm);
+        let key = if items.is_empty() {
+            data.contains_key(&in_volume).then(|| in_volume.clone())
+        } else {
+            items
+                .iter()
+                .find(|(_, p)| *p == in_volume)
+                .map(|(k, _)| k.clone())
+        };
+        if let Some(key) = key {
+            let Some(text) = data.get(&key) else { continue };
+            return Document::File {
+                file: file.to_string(),
+                flag,
+                config: LivekitConfig {
+                    object: cm,
+                    path: workload::data_path(&key),
+                    source: ConfigSource::ConfigMap {
+                        name: cm.name().to_string(),
+                        key: key.clone(),
+                    },
+                    parsed: livekit::parse(text),
+                    loaded_by: vec![(object.index, server.container.path.clone())],
+                },
+            };
+        }
+        return unresolved(
+            format!(
+                "ConfigMap {name} mounted at {} has no key that becomes {file}",
+                mount.mount_path
+            ),
+            true,
+        );
+    }
+    unresolved(
+        format!("{file} is on a ConfigMap volume whose ConfigMap is not in this render"),
+        false,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::livekit::Target;
+    use crate::testkit::render;
+    use crate::workload;
+
+    const CM: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: livekit-config}
+data:
+  livekit.yaml: |
+    port: 7880
+    rtc:
+      udp_port: 7882
+      use_external_ip: false
+  other.yaml: |
+    port: 9999
+"#;
+
+    fn deploy(container: &str, volumes: &str) -> String {
+        format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: livekit}}\nspec:\n  template:\n    metadata: {{labels: {{app: livekit}}}}\n    spec:\n      containers:\n        - name: livekit\n          image: livekit/livekit-server:v1.13.3\n{container}\n      volumes: {volumes}\n"
+        )
+    }
+
+    /// Runs `f` on the effective config of the one livekit container.
+    fn with<R>(yaml: &str, f: impl FnOnce(&Effective) -> R) -> R {
+        let batch = render(yaml);
+        let objects = batch.objects();
+        let templates = workload::pod_templates(&objects);
+        let servers = Target::default().find(&templates);
+        let e = Effective::build(&objects, servers[0].clone());
+        f(&e)
+    }
+
+    fn where_set(s: &Setting) -> (String, Option<String>) {
+        let p = s.place.clone().expect("a place");
+        (p.path, p.embedded)
+    }
+
+    #[test]
+    fn a_mounted_file_is_resolved_through_the_mount() {
+        let yaml = format!(
+            "{CM}{}",
+            deploy(
+                "          args: [--config, /etc/livekit/livekit.yaml]\n          volumeMounts: [{name: cfg, mountPath: /etc/livekit}]",
+                "[{name: cfg, configMap: {name: livekit-config}}]"
+            )
+        );
+        with(&yaml, |e| {
+            assert!(matches!(e.document, Document::File { .. }));
+            let s = e.get("rtc.udp_port").unwrap();
+            assert_eq!(s.source, Source::Document);
+            assert_eq!(
+                where_set(&s),
+                ("/data/livekit.yaml".into(), Some("/rtc/udp_port".into()))
+            );
+            // Not in the file: the built-in default.
+            assert_eq!(e.get("rtc.tcp_port").unwrap().source, Source::Default);
+        });
+    }
+
+    #[test]
+    fn sub_path_and_items_pick_the_key() {
+        let sub = format!(
+            "{CM}{}",
+            deploy(
+                "          args: [--config=/config.yaml]\n          volumeMounts: [{name: cfg, mountPath: /config.yaml, subPath: other.yaml}]",
+                "[{name: cfg, configMap: {name: livekit-config}}]"
+            )
+        );
+        with(&sub, |e| {
+            assert_eq!(e.get("port").unwrap().text().as_deref(), Some("9999"))
+        });
+        let items = format!(
+            "{CM}{}",
+            deploy(
+                "          args: [--config, /etc/lk/server.yaml]\n          volumeMounts: [{name: cfg, mountPath: /etc/lk}]",
+                "[{name: cfg, configMap: {name: livekit-config, items: [{key: livekit.yaml, path: server.yaml}]}}]"
+            )
+        );
+        with(&items, |e| {
+            assert_eq!(e.get("port").unwrap().text().as_deref(), Some("7880"))
+        });
+    }
+
+    #[test]
+    fn an_unmounted_path_is_a_missing_file() {
+        let yaml = format!(
+            "{CM}{}",
+            deploy("          args: [--config, /etc/livekit.yaml]", "[]")
+        );
+        with(&yaml, |e| {
+            assert!(
+                matches!(e.document, Document::Unresolved { missing: true, .. }),
+                "{:?}",
+                e.document
+            )
+        });
+    }
+
+    #[test]
+    fn the_body_replaces_the_file_entirely() {
+        let yaml = format!(
+            "{CM}{}",
+            deploy(
+                "          args: [--config, /etc/livekit/livekit.yaml]\n          volumeMounts: [{name: cfg, mountPath: /etc/livekit}]\n          env: [{name: LIVEKIT_CONFIG, value: 'port: 7000'}]",
+                "[{name: cfg, configMap: {name: livekit-config}}]"
+            )
+        );
+        with(&yaml, |e| {
+            assert!(matches!(e.document, Document::Body { .. }));
+            assert_eq!(e.get("port").unwrap().text().as_deref(), Some("7000"));
+            // The file's udp_port is not merged in.
+            assert!(e.from_document("rtc.udp_port").is_none());
+        });
+    }
+
+    #[test]
+    fn env_beats_the_file_and_an_arg_beats_the_env() {
+        let yaml = format!(
+            "{CM}{}",
+            deploy(
+                "          args: [--config, /etc/livekit/livekit.yaml]\n          volumeMounts: [{name: cfg, mountPath: /etc/livekit}]\n          env: [{name: LIVEKIT_RTC_USE_EXTERNAL_IP, value: 'true'}, {name: UDP_PORT, value: '7999'}]",
+                "[{name: cfg, configMap: {name: livekit-config}}]"
+            )
+        );
+        with(&yaml, |e| {
+            let s = e.get("rtc.use_external_ip").unwrap();
+            assert_eq!(s.source, Source::Env("LIVEKIT_RTC_USE_EXTERNAL_IP".into()));
+            assert_eq!(s.bool(), Ok(Some(true)));
+            assert_eq!(
+                where_set(&s).0,
+                "/spec/template/spec/containers/0/env/0/value"
+            );
+            assert_eq!(
+                e.get("rtc.udp_port").unwrap().text().as_deref(),
+                Some("7999")
+            );
+        });
+        let arg = yaml.replace(
+            "args: [--config,",
+            "args: [--udp-port=7001, --rtc.use_external_ip=false, --config,",
+        );
+        with(&arg, |e| {
+            assert_eq!(
+                e.get("rtc.udp_port").unwrap().source,
+                Source::Arg("udp-port".into())
+            );
+            assert_eq!(
+                e.get("rtc.use_external_ip").unwrap().bool(),
+                Ok(Some(false))
+            );
+        });
+    }
+
+    #[test]
+    fn env_from_a_config_map_points_at_its_key() {
+        let yaml = format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: lk-env}}\ndata: {{LIVEKIT_PORT: '7001', livekit.yaml: 'port: 1'}}\n{}",
+            deploy("          envFrom: [{configMapRef: {name: lk-env}}]", "[]")
+        );
+        with(&yaml, |e| {
+            let s = e.get("port").unwrap();
+            assert_eq!(s.text().as_deref(), Some("7001"));
+            assert_eq!(s.place.unwrap().path, "/data/LIVEKIT_PORT");
+            assert!(matches!(e.document, Document::None));
+        });
+    }
+
+    #[test]
+    fn strconv_is_not_yaml() {
+        let s = Setting {
+            raw: Raw::Text("yes".into()),
+            source: Source::Env("X".into()),
+            place: None,
+        };
+        assert!(s.bool().is_err());
+        let y = Setting {
+            raw: Raw::Yaml(serde_yaml::from_str("yes").unwrap()),
+            ..s
+        };
+        assert_eq!(y.bool(), Ok(Some(true)));
+    }
+
+    #[test]
+    fn generated_names_come_from_the_schema() {
+        assert_eq!(
+            generated_by_env("LIVEKIT_RTC_USE_EXTERNAL_IP").map(|g| g.kind),
+            Some(Kind::Bool)
+        );
+        assert!(generated_by_env("LIVEKIT_RTC_UDP_PORT_START").is_some());
+        assert!(generated_by_env("LIVEKIT_RTC_UDP_PORT").is_none());
+        assert!(generated_by_env("LIVEKIT_KEYS").is_none());
+        assert!(reads_env("LIVEKIT_KEYS") && reads_env("NODE_IP"));
+    }
+}
