@@ -24,6 +24,7 @@ const MEMBERS: &[&str] = &[
     "secrets-source",
     "service-links",
     "replicas",
+    "config-schema",
 ];
 
 /// The set that is embedded.

@@ -56,6 +56,9 @@ fn native(batch: &Batch) -> usize {
     n += lkguard_policy_replicas::Replicas::validate(batch, "{}")
         .unwrap()
         .len();
+    n += lkguard_policy_config_schema::ConfigSchema::validate(batch, "{}")
+        .unwrap()
+        .len();
     n
 }
 
@@ -63,7 +66,7 @@ fn native(batch: &Batch) -> usize {
 /// the host runs the wasm ones: the ratio then compares like with like.
 fn native_parallel(batch: &Batch) -> usize {
     type Validate = fn(&Batch, &str) -> Result<Vec<lkguard_policy_sdk::Finding>, String>;
-    let all: [Validate; 7] = [
+    let all: [Validate; 8] = [
         lkguard_policy_use_external_ip::UseExternalIp::validate,
         lkguard_policy_node_ip::NodeIp::validate,
         lkguard_policy_image_digest::ImageDigest::validate,
@@ -71,6 +74,7 @@ fn native_parallel(batch: &Batch) -> usize {
         lkguard_policy_secrets_source::SecretsSource::validate,
         lkguard_policy_service_links::ServiceLinks::validate,
         lkguard_policy_replicas::Replicas::validate,
+        lkguard_policy_config_schema::ConfigSchema::validate,
     ];
     lkguard::policy::on_workers(&all, |v| v(batch, "{}").unwrap().len())
         .into_iter()

@@ -56,6 +56,23 @@ fn walk(node: &Value, out: &mut Vec<(String, &'static str, String)>) {
     }
 }
 
+/// Drops keys no validator reads, except `x-go-type`.
+fn strip(node: &mut Value) {
+    match node {
+        Value::Object(map) => {
+            map.retain(|k, _| {
+                !(k == "description" || k == "$comment" || k == "title")
+                    && (!k.starts_with("x-") || k == "x-go-type")
+            });
+            for v in map.values_mut() {
+                strip(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip),
+        _ => {}
+    }
+}
+
 fn main() {
     println!("cargo:rerun-if-changed={SCHEMA}");
     let text = std::fs::read_to_string(SCHEMA).expect("reading the livekit-server schema");
@@ -93,4 +110,14 @@ fn main() {
     writeln!(rs, "];").unwrap();
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     std::fs::write(out.join("generated_flags.rs"), rs).expect("writing generated_flags.rs");
+    // The policies validate against the schema at run time, inside wasm:
+    // ship it without the prose and the generator's annotations (a third of
+    // the size to parse per batch), keeping x-go-type for messages.
+    let mut lean = schema.clone();
+    strip(&mut lean);
+    std::fs::write(
+        out.join("livekit-server.schema.min.json"),
+        serde_json::to_string(&lean).expect("serialising the schema"),
+    )
+    .expect("writing the lean schema");
 }

@@ -15,4 +15,5 @@ lkguard_policy_sdk::export_policy_set!(
     lkguard_policy_secrets_source::SecretsSource,
     lkguard_policy_service_links::ServiceLinks,
     lkguard_policy_replicas::Replicas,
+    lkguard_policy_config_schema::ConfigSchema,
 );

@@ -1,0 +1,575 @@
+//! `livekit/config-schema`: livekit-server must be able to read its config.
+//!
+//! livekit-server decodes its YAML with gopkg.in/yaml.v3 into typed Go
+//! structs with `KnownFields(true)` (`pkg/config.NewConfig`): an unknown key
+//! or a value of the wrong type stops it at startup, it prints the error and
+//! exits, and the pod crash-loops. Env overrides (`LIVEKIT_<PATH>`) are
+//! parsed by urfave/cli with Go's strconv, which fails on what YAML accepts.
+//! The shipped JSON Schema is derived from the config structs of a named
+//! livekit-server version (`scripts/livekit-schema/gen.py`).
+
+use std::cell::OnceCell;
+
+use lkguard_policy_sdk::effective::{self, Effective, Generated, Kind, Raw, Setting};
+use lkguard_policy_sdk::env::{EnvValue, Via};
+use lkguard_policy_sdk::livekit::{self, LivekitConfig, Target};
+use lkguard_policy_sdk::place::Place;
+use lkguard_policy_sdk::{
+    settings, workload, Batch, Finding, Metadata, Policy, RuleInfo, Severity,
+};
+use serde_json::Value;
+use serde_yaml::Value as Yaml;
+
+pub const RULE: &str = "livekit/config-schema";
+
+pub struct ConfigSchema;
+
+thread_local! {
+    /// One instance judges one batch; the schema is compiled on first use,
+    /// and only when a batch holds a config to validate.
+    static SCHEMA: OnceCell<(Value, jsonschema::Validator)> = const { OnceCell::new() };
+}
+
+fn with_schema<R>(f: impl FnOnce(&Value, &jsonschema::Validator) -> R) -> R {
+    SCHEMA.with(|cell| {
+        let (schema, validator) = cell.get_or_init(|| {
+            let schema: Value =
+                serde_json::from_str(effective::SCHEMA_JSON).expect("the shipped schema is JSON");
+            let validator = jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .build(&schema)
+                .expect("the shipped schema compiles");
+            (schema, validator)
+        });
+        f(schema, validator)
+    })
+}
+
+/// The YAML document as the JSON the schema speaks. Keys become strings (the
+/// Go structs only have string keys); tags are dropped.
+fn to_json(y: &Yaml) -> Value {
+    match y {
+        Yaml::Null => Value::Null,
+        Yaml::Bool(b) => Value::Bool(*b),
+        Yaml::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                n.as_f64()
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Value::Number)
+                    .unwrap_or_else(|| Value::String(n.to_string()))
+            }
+        }
+        Yaml::String(s) => Value::String(s.clone()),
+        Yaml::Sequence(items) => Value::Array(items.iter().map(to_json).collect()),
+        Yaml::Mapping(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    (
+                        lkguard_policy_sdk::goyaml::scalar_text(k).unwrap_or_default(),
+                        to_json(v),
+                    )
+                })
+                .collect(),
+        ),
+        Yaml::Tagged(t) => to_json(&t.value),
+    }
+}
+
+fn tokens(pointer: &str) -> Vec<String> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(lkguard_policy_sdk::pointer::unescape)
+        .collect()
+}
+
+/// The schema node that describes the instance at `pointer`.
+fn schema_at<'s>(schema: &'s Value, pointer: &str) -> Option<&'s Value> {
+    let mut node = schema;
+    for token in tokens(pointer) {
+        node = node
+            .get("properties")
+            .and_then(|p| p.get(&token))
+            .or_else(|| node.get("additionalProperties").filter(|a| a.is_object()))
+            .or_else(|| node.get("items"))?;
+    }
+    Some(node)
+}
+
+/// The allowed key closest to an unknown one, when it is a likely typo.
+fn did_you_mean<'s>(schema: &'s Value, at: &str, key: &str) -> Option<&'s str> {
+    let props = schema_at(schema, at)?.get("properties")?.as_object()?;
+    props
+        .keys()
+        .map(|k| (strsim::damerau_levenshtein(k, key), k.as_str()))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < k.len())
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn dotted(pointer: &str) -> String {
+    let t = tokens(pointer);
+    if t.is_empty() {
+        "the config".into()
+    } else {
+        t.join(".")
+    }
+}
+
+/// A value fit to quote in a message: never one under a key that may hold a
+/// secret.
+fn shown(pointer: &str, value: &Value) -> String {
+    if tokens(pointer)
+        .iter()
+        .any(|t| t == "keys" || livekit::is_sensitive_name(t))
+    {
+        return "a value".into();
+    }
+    let text = match value {
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a mapping".into(),
+        other => format!("`{other}`"),
+    };
+    if text.len() > 80 {
+        "a value".into()
+    } else {
+        text
+    }
+}
+
+/// Validates one document. `strict`: without `--disable-strict-config`.
+fn validate_document(cfg: &LivekitConfig, strict: bool, findings: &mut Vec<Finding>) {
+    let Ok(doc) = &cfg.parsed else {
+        // livekit/use-external-ip reports YAML that does not parse.
+        return;
+    };
+    if !doc.is_mapping() {
+        return;
+    }
+    let instance = to_json(doc);
+    let place = |pointer: &str| Place::new(cfg.object.index, cfg.path.clone()).inside(pointer);
+    with_schema(|schema, validator| {
+        for error in validator.iter_errors(&instance) {
+            let at = error.instance_path().as_str().to_string();
+            match error.kind() {
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                    for key in unexpected {
+                        let key_at = lkguard_policy_sdk::pointer::push(&at, key);
+                        let hint = did_you_mean(schema, &at, key);
+                        let within = if at.is_empty() {
+                            "at the top level".to_string()
+                        } else {
+                            format!("in `{}`", dotted(&at))
+                        };
+                        let (severity, effect) = if strict {
+                            (
+                                Severity::Error,
+                                "livekit-server decodes its config strictly and refuses to start",
+                            )
+                        } else {
+                            (
+                                Severity::Warning,
+                                "livekit-server ignores it (--disable-strict-config)",
+                            )
+                        };
+                        let mut message = format!("unknown key `{key}` {within}: {effect}");
+                        if let Some(h) = hint {
+                            message.push_str(&format!("; did you mean `{h}`?"));
+                        }
+                        let mut f = place(&key_at).finding(RULE, severity, message);
+                        if let Some(h) = hint {
+                            f = f.hint(format!("rename `{key}` to `{h}`"));
+                        }
+                        findings.push(f);
+                    }
+                }
+                kind => {
+                    let go_type = schema_at(schema, &at)
+                        .and_then(|n| n.get("x-go-type"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("its Go type");
+                    let value = shown(&at, error.instance());
+                    let why = match kind {
+                        jsonschema::error::ValidationErrorKind::Minimum { .. }
+                        | jsonschema::error::ValidationErrorKind::Maximum { .. }
+                            if dotted(&at).contains("port") =>
+                        {
+                            format!("`{}` is {value}, outside the port range 0-65535: livekit-server cannot listen on it", dotted(&at))
+                        }
+                        jsonschema::error::ValidationErrorKind::Minimum { .. }
+                        | jsonschema::error::ValidationErrorKind::Maximum { .. } => {
+                            format!("`{}` is {value}, out of range for {go_type}: livekit-server refuses to start", dotted(&at))
+                        }
+                        _ => format!(
+                            "`{}` is {value}, which yaml.v3 cannot decode into {go_type}: livekit-server refuses to start",
+                            dotted(&at)
+                        ),
+                    };
+                    findings.push(place(&at).error(RULE, why));
+                }
+            }
+        }
+    });
+}
+
+/// Whether urfave/cli (Go's strconv) parses an env var or flag value of
+/// this kind; `Err` says what Go would complain about.
+fn parse_flag(kind: Kind, text: &str) -> Result<Option<i128>, &'static str> {
+    let int = |s: &str| -> Option<i128> {
+        // strconv.ParseInt(s, 0, 64): an optional sign, then decimal or a
+        // 0x/0o/0b prefix, underscores allowed only with a prefix.
+        let (neg, body) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s.strip_prefix('+').unwrap_or(s)),
+        };
+        let lower = body.to_ascii_lowercase();
+        let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+            (16, d.replace('_', ""))
+        } else if let Some(d) = lower.strip_prefix("0o") {
+            (8, d.replace('_', ""))
+        } else if let Some(d) = lower.strip_prefix("0b") {
+            (2, d.replace('_', ""))
+        } else {
+            (10, lower.clone())
+        };
+        let v = i128::from_str_radix(&digits, radix).ok()?;
+        if digits.starts_with(['+', '-']) {
+            return None;
+        }
+        Some(if neg { -v } else { v })
+    };
+    match kind {
+        Kind::Bool => lkguard_policy_sdk::goyaml::strconv_bool(text)
+            .map(|_| None)
+            .ok_or("a Go boolean (1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False)"),
+        Kind::Int => int(text)
+            .filter(|v| i64::try_from(*v).is_ok())
+            .map(Some)
+            .ok_or("a Go integer"),
+        Kind::Duration => int(text)
+            .filter(|v| i64::try_from(*v).is_ok())
+            .map(Some)
+            .ok_or(
+            "an integer count of nanoseconds (a duration flag is an int64: `5s` does not parse)",
+        ),
+        Kind::Uint => int(text)
+            .filter(|v| u64::try_from(*v).is_ok())
+            .map(Some)
+            .ok_or("a non-negative Go integer"),
+        Kind::Float => text
+            .trim()
+            .parse::<f64>()
+            .map(|_| None)
+            .map_err(|_| "a Go float"),
+        Kind::String => Ok(None),
+    }
+}
+
+fn check_override(g: &Generated, setting: &Setting, findings: &mut Vec<Finding>) {
+    let (Raw::Text(text), Some(place)) = (&setting.raw, &setting.place) else {
+        return;
+    };
+    let what = setting.describe();
+    match parse_flag(g.kind, text) {
+        Err(expected) => {
+            let value = if livekit::is_sensitive_name(g.path) {
+                String::new()
+            } else {
+                format!(" `{text}`")
+            };
+            findings.push(place.error(
+                RULE,
+                format!("{what}{value} sets `{}` ({}), but is not {expected}: livekit-server fails to parse it and exits at startup", g.path, g.go_type),
+            ));
+        }
+        Ok(Some(n))
+            if g.path.ends_with("port")
+                || g.path.ends_with("_port")
+                || g.path.contains("port_range") =>
+        {
+            if !(0..=65535).contains(&n) {
+                findings.push(place.error(
+                    RULE,
+                    format!("{what} sets `{}` to {n}, outside the port range 0-65535: livekit-server cannot listen on it", g.path),
+                ));
+            }
+        }
+        Ok(_) => {}
+    }
+}
+
+/// `turn.enabled` needs a TLS or a UDP port (`pkg/service/turn.go`
+/// `NewTurnServer`: "invalid TURN ports").
+fn check_turn(e: &Effective, findings: &mut Vec<Finding>) {
+    let Some(enabled) = e.get("turn.enabled") else {
+        return;
+    };
+    if enabled.bool() != Ok(Some(true)) {
+        return;
+    }
+    let port = |p: &str| {
+        e.get(p).and_then(|s| match &s.raw {
+            Raw::Yaml(v) => v.as_i64(),
+            Raw::Unknown(_) => Some(1),
+            _ => s.text()?.trim().parse().ok(),
+        })
+    };
+    let tls = port("turn.tls_port").unwrap_or(0);
+    let udp = port("turn.udp_port").unwrap_or(0);
+    if tls <= 0 && udp <= 0 {
+        if let Some(place) = &enabled.place {
+            findings.push(
+                place
+                    .error(RULE, "turn.enabled is true but neither turn.tls_port nor turn.udp_port is set: livekit-server fails with \"invalid TURN ports\" and does not start")
+                    .hint("set turn.udp_port (e.g. 3478) or turn.tls_port with turn.domain and a certificate, or turn.enabled: false"),
+            );
+        }
+    }
+}
+
+/// A ConfigMap holding the server's config, loaded with `envFrom`: each key
+/// becomes an env var, and livekit-server never reads `livekit.yaml` as one.
+fn check_env_from(e: &Effective, findings: &mut Vec<Finding>) {
+    for entry in e.env.iter() {
+        let Via::EnvFrom {
+            kind: "ConfigMap",
+            name,
+        } = &entry.via
+        else {
+            continue;
+        };
+        let EnvValue::Text(text) = &entry.value else {
+            continue;
+        };
+        if entry.name == "LIVEKIT_CONFIG" || !livekit::looks_like_config_text(text) {
+            continue;
+        }
+        findings.push(
+            entry
+                .entry
+                .error(RULE, format!(
+                    "container `{}` loads ConfigMap {name} with envFrom: its key `{}` becomes an env var that livekit-server never reads, so the server does not run on this config",
+                    e.container_name(),
+                    entry.name
+                ))
+                .hint("mount the ConfigMap as a volume and pass --config FILE, or set LIVEKIT_CONFIG from the key with valueFrom.configMapKeyRef"),
+        );
+    }
+}
+
+impl Policy for ConfigSchema {
+    fn metadata() -> Metadata {
+        Metadata {
+            id: "config-schema".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            rules: vec![RuleInfo {
+                id: RULE.into(),
+                summary: format!("livekit-server can decode the config it runs with (schema of livekit-server {})", effective::LIVEKIT_VERSION),
+                rationale: format!(
+                    "livekit-server decodes its YAML with gopkg.in/yaml.v3 into typed structs with KnownFields (pkg/config \
+                    NewConfig): an unknown key (a typo such as tcp_prot) or a wrong type (log_level: [info], a quoted \
+                    \"true\" for a boolean) stops it at startup, and the pod crash-loops. The effective config is \
+                    validated against a JSON Schema derived from the Go config structs of livekit-server {} \
+                    (scripts/livekit-schema). With --disable-strict-config (the livekit Helm chart passes it) unknown \
+                    keys are ignored, so they are warnings. Env overrides LIVEKIT_<PATH> are parsed by Go's strconv: \
+                    LIVEKIT_RTC_USE_EXTERNAL_IP=yes or a duration written as 5s is a startup error. Ports must be \
+                    0-65535. turn.enabled needs turn.tls_port or turn.udp_port. A ConfigMap holding the config but \
+                    loaded with envFrom is never read as the config.",
+                    effective::LIVEKIT_VERSION
+                ),
+            }],
+            settings_schema: settings::schema(serde_json::json!({})),
+        }
+    }
+
+    fn validate(batch: &Batch, settings: &str) -> Result<Vec<Finding>, String> {
+        let target: Target = settings::parse(settings)?;
+        let objects = batch.objects();
+        let templates = workload::pod_templates(&objects);
+        let servers = target.find(&templates);
+        let mut findings = Vec::new();
+        let mut judged: Vec<(u32, String)> = Vec::new();
+        for server in &servers {
+            let e = Effective::build(&objects, server.clone());
+            if let Some(cfg) = e.config() {
+                let key = (cfg.object.index, cfg.path.clone());
+                if !judged.contains(&key) {
+                    judged.push(key);
+                    validate_document(cfg, e.strict(), &mut findings);
+                }
+            }
+            for (g, setting) in e.overrides() {
+                check_override(g, &setting, &mut findings);
+            }
+            check_turn(&e, &mut findings);
+            check_env_from(&e, &mut findings);
+        }
+        // Configs no server in the batch loads (a base, or a ConfigMap at
+        // admission): judged as the strict default would.
+        for cfg in livekit::configs(&objects, &servers) {
+            if !judged.contains(&(cfg.object.index, cfg.path.clone())) {
+                judged.push((cfg.object.index, cfg.path.clone()));
+                validate_document(&cfg, true, &mut findings);
+            }
+        }
+        findings.dedup();
+        Ok(findings)
+    }
+}
+
+lkguard_policy_sdk::export_policy!(ConfigSchema);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lkguard_policy_sdk::testkit::render;
+
+    const DEPLOY: &str = r#"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: livekit}
+spec:
+  template:
+    metadata: {labels: {app: livekit}}
+    spec:
+      containers:
+        - name: livekit
+          image: livekit/livekit-server:v1.13.3
+          args: ARGS
+          env: ENV
+          volumeMounts: [{name: config, mountPath: /etc/livekit}]
+      volumes: [{name: config, configMap: {name: livekit-config}}]
+"#;
+
+    fn run_with(config: &str, args: &str, env: &str) -> Vec<Finding> {
+        let indented: String = config.lines().map(|l| format!("    {l}\n")).collect();
+        let yaml = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: livekit-config}}\ndata:\n  livekit.yaml: |\n{indented}{}",
+            DEPLOY.replace("ARGS", args).replace("ENV", env)
+        );
+        ConfigSchema::validate(&render(&yaml), "{}").unwrap()
+    }
+
+    fn run(config: &str) -> Vec<Finding> {
+        run_with(config, "[--config, /etc/livekit/livekit.yaml]", "[]")
+    }
+
+    const GOOD: &str = "port: 7880\nlog_level: info\nrtc:\n  tcp_port: 7881\n  udp_port: 7882\n  use_external_ip: false\nroom:\n  empty_timeout: 300\nturn:\n  enabled: false";
+
+    #[test]
+    fn a_good_config_passes() {
+        assert_eq!(run(GOOD), vec![]);
+    }
+
+    #[test]
+    fn a_typo_is_an_unknown_key_with_a_suggestion() {
+        let f = run(&GOOD.replace("tcp_port", "tcp_prot"));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].embedded_path.as_deref(), Some("/rtc/tcp_prot"));
+        assert!(
+            f[0].message.contains("did you mean `tcp_port`?"),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(f[0].severity, Severity::Error);
+    }
+
+    #[test]
+    fn disable_strict_config_makes_unknown_keys_warnings() {
+        let f = run_with(
+            &GOOD.replace("tcp_port", "tcp_prot"),
+            "[--disable-strict-config, --config, /etc/livekit/livekit.yaml]",
+            "[]",
+        );
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn wrong_types_and_ports_fail_at_their_line() {
+        let f = run(&GOOD.replace("log_level: info", "log_level: [info]"));
+        assert_eq!(f[0].embedded_path.as_deref(), Some("/log_level"), "{f:?}");
+        let f = run(&GOOD.replace("use_external_ip: false", "use_external_ip: \"true\""));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].message.contains("bool"), "{}", f[0].message);
+        let f = run(&GOOD.replace("port: 7880", "port: 70000"));
+        assert!(
+            f[0].message.contains("outside the port range"),
+            "{}",
+            f[0].message
+        );
+        // yaml.v3 takes YAML 1.1 words for a bool.
+        assert_eq!(
+            run(&GOOD.replace("use_external_ip: false", "use_external_ip: no")),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn env_overrides_are_parsed_by_strconv() {
+        let f = run_with(GOOD, "[--config, /etc/livekit/livekit.yaml]", "[{name: LIVEKIT_RTC_USE_EXTERNAL_IP, value: 'yes'}, {name: LIVEKIT_PORT, value: 'tcp://10.0.0.1:7880'}, {name: LIVEKIT_RTC_TCP_PORT, value: '99999'}]");
+        let paths: Vec<&str> = f.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/spec/template/spec/containers/0/env/1/value",
+                "/spec/template/spec/containers/0/env/2/value",
+                "/spec/template/spec/containers/0/env/0/value",
+            ],
+            "{f:?}"
+        );
+        assert!(
+            f[1].message.contains("outside the port range"),
+            "{}",
+            f[1].message
+        );
+        assert_eq!(
+            run_with(
+                GOOD,
+                "[--config, /etc/livekit/livekit.yaml]",
+                "[{name: LIVEKIT_PORT, value: '0x1ec8'}]"
+            ),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn turn_needs_a_port() {
+        let f = run(&GOOD.replace(
+            "enabled: false",
+            "enabled: true\n  domain: turn.example.com",
+        ));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].embedded_path.as_deref(), Some("/turn/enabled"));
+        assert_eq!(
+            run(&GOOD.replace("enabled: false", "enabled: true\n  udp_port: 3478")),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_config_loaded_with_env_from_is_never_read() {
+        let yaml = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: livekit-config}}\ndata:\n  livekit.yaml: |\n    port: 7880\n    rtc:\n      use_external_ip: false\n{}",
+            DEPLOY
+                .replace("ARGS", "[]")
+                .replace("env: ENV", "envFrom: [{configMapRef: {name: livekit-config}}]")
+        );
+        let f = ConfigSchema::validate(&render(&yaml), "{}").unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0/envFrom/0");
+    }
+
+    #[test]
+    fn secrets_are_never_quoted() {
+        let f = run(&format!("{GOOD}\nkeys:\n  k: [s3cr3t-value]"));
+        assert!(!f.is_empty());
+        assert!(f.iter().all(|f| !f.message.contains("s3cr3t")), "{f:?}");
+    }
+}
