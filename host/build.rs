@@ -25,6 +25,9 @@ const MEMBERS: &[&str] = &[
     "service-links",
     "replicas",
     "config-schema",
+    "no-cloud",
+    "secret-keys",
+    "urls",
 ];
 
 /// The set that is embedded.

@@ -59,6 +59,15 @@ fn native(batch: &Batch) -> usize {
     n += lkguard_policy_config_schema::ConfigSchema::validate(batch, "{}")
         .unwrap()
         .len();
+    n += lkguard_policy_no_cloud::NoCloud::validate(batch, "{}")
+        .unwrap()
+        .len();
+    n += lkguard_policy_secret_keys::SecretKeys::validate(batch, "{}")
+        .unwrap()
+        .len();
+    n += lkguard_policy_urls::Urls::validate(batch, "{}")
+        .unwrap()
+        .len();
     n
 }
 
@@ -66,7 +75,7 @@ fn native(batch: &Batch) -> usize {
 /// the host runs the wasm ones: the ratio then compares like with like.
 fn native_parallel(batch: &Batch) -> usize {
     type Validate = fn(&Batch, &str) -> Result<Vec<lkguard_policy_sdk::Finding>, String>;
-    let all: [Validate; 8] = [
+    let all: [Validate; 11] = [
         lkguard_policy_use_external_ip::UseExternalIp::validate,
         lkguard_policy_node_ip::NodeIp::validate,
         lkguard_policy_image_digest::ImageDigest::validate,
@@ -75,6 +84,9 @@ fn native_parallel(batch: &Batch) -> usize {
         lkguard_policy_service_links::ServiceLinks::validate,
         lkguard_policy_replicas::Replicas::validate,
         lkguard_policy_config_schema::ConfigSchema::validate,
+        lkguard_policy_no_cloud::NoCloud::validate,
+        lkguard_policy_secret_keys::SecretKeys::validate,
+        lkguard_policy_urls::Urls::validate,
     ];
     lkguard::policy::on_workers(&all, |v| v(batch, "{}").unwrap().len())
         .into_iter()

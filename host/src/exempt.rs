@@ -70,8 +70,10 @@ pub fn apply(
                     NO_RESOURCE,
                     at.clone(),
                     format!(
-                        "the exemption of {} for {} {} expired on {}; its findings are reported again",
-                        e.rule, e.kind, e.name, e.expires
+                        "the exemption of {} for {} expired on {}; its findings are reported again",
+                        e.rule,
+                        e.describe(),
+                        e.expires
                     ),
                 )
                 .hint("fix the finding and delete the exemption, or renew it with a new reason and date"),
@@ -107,8 +109,7 @@ pub fn apply(
             c.exemptions.iter().find(|e| {
                 e.expires >= today
                     && e.rule == l.finding.rule
-                    && e.kind == resource.kind
-                    && e.name == resource.name
+                    && e.covers(&resource.kind, &resource.name)
                     && e.namespace
                         .as_ref()
                         .is_none_or(|ns| resource.namespace.as_ref() == Some(ns))

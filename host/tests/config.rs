@@ -8,12 +8,17 @@ use std::path::Path;
 
 use common::*;
 
-/// A scratch repository holding a copy of `fixtures/kustomize/overlay-mistakes`.
+/// A scratch repository holding a copy of `fixtures/kustomize/overlay-mistakes`
+/// (and of `effective-mistakes` beside it, whose overlays use that base).
 fn repo_with(config: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(
         &root().join("fixtures/kustomize/overlay-mistakes"),
         &dir.path().join("k8s"),
+    );
+    copy_dir(
+        &root().join("fixtures/kustomize/effective-mistakes"),
+        &dir.path().join("effective-mistakes"),
     );
     std::fs::create_dir(dir.path().join(".git")).unwrap();
     std::fs::write(dir.path().join("lkguard.yaml"), config).unwrap();
@@ -103,6 +108,39 @@ fn exemptions_are_reported_never_silent_and_expired_ones_are_errors() {
         "{text}"
     );
     assert!(text.contains("1 exempted"), "{text}");
+}
+
+/// A local-development overlay that uses LiveKit Cloud on purpose is
+/// exempted by its path alone; the same patch in another overlay is not.
+#[test]
+fn an_overlay_exemption_without_a_resource_covers_that_overlay_only() {
+    let repo = repo_with(
+        "exemptions:\n  - rule: livekit/no-cloud\n    overlay: effective-mistakes/overlays/cloud-url\n    reason: local development runs against a LiveKit Cloud project\n    expires: 2999-12-31\n",
+    );
+    let overlays = repo.path().join("effective-mistakes/overlays");
+    copy_dir(&overlays.join("cloud-url"), &overlays.join("staging-copy"));
+    let (code, doc) = check(repo.path(), "effective-mistakes/overlays/cloud-url");
+    assert_eq!(code, Some(0), "{doc:#}");
+    let ex = &doc["exemptions"];
+    assert_eq!(ex.as_array().unwrap().len(), 1, "{ex:#}");
+    assert_eq!(ex[0]["rule"], "livekit/no-cloud");
+    assert_eq!(
+        ex[0]["file"],
+        "effective-mistakes/overlays/cloud-url/patches/agent-url.yaml"
+    );
+    let out = lkguard_in(
+        repo.path(),
+        &["check", "effective-mistakes/overlays/cloud-url"],
+    );
+    assert!(stdout(&out).contains("1 exempted"), "{}", stdout(&out));
+
+    let (code, doc) = check(repo.path(), "effective-mistakes/overlays/staging-copy");
+    assert_eq!(code, Some(1), "{doc:#}");
+    assert_eq!(doc["findings"][0]["rule"], "livekit/no-cloud");
+    assert_eq!(
+        doc["findings"][0]["file"],
+        "effective-mistakes/overlays/staging-copy/patches/agent-url.yaml"
+    );
 }
 
 #[test]

@@ -86,6 +86,7 @@ fn a_changed_base_file_or_patch_rerenders_the_overlays_that_include_it() {
 #[test]
 fn each_mistake_points_at_the_file_and_line_to_edit() {
     let a = "fixtures/kustomize/overlay-mistakes/overlays";
+    let e = "fixtures/kustomize/effective-mistakes/overlays";
     let cases = [
         (
             format!("{a}/node-ip-fieldref"),
@@ -114,6 +115,50 @@ fn each_mistake_points_at_the_file_and_line_to_edit() {
                 line_of(
                     &format!("{a}/json6902-node-ip/kustomization.yaml"),
                     "value: \"<LB_IP>\"",
+                ),
+            ),
+        ),
+        (
+            format!("{e}/external-ip-env-override"),
+            place(
+                "livekit/use-external-ip",
+                &format!("{e}/external-ip-env-override/patches/livekit-env.yaml"),
+                line_of(
+                    &format!("{e}/external-ip-env-override/patches/livekit-env.yaml"),
+                    "value: \"true\"",
+                ),
+            ),
+        ),
+        (
+            format!("{e}/replicas-count"),
+            place(
+                "livekit/replicas",
+                &format!("{e}/replicas-count/kustomization.yaml"),
+                line_of(
+                    &format!("{e}/replicas-count/kustomization.yaml"),
+                    "count: 2",
+                ),
+            ),
+        ),
+        (
+            format!("{e}/config-typo-patch"),
+            place(
+                "livekit/config-schema",
+                &format!("{e}/config-typo-patch/patches/livekit-config.yaml"),
+                line_of(
+                    &format!("{e}/config-typo-patch/patches/livekit-config.yaml"),
+                    "tcp_prot: 7881",
+                ),
+            ),
+        ),
+        (
+            format!("{e}/cloud-url"),
+            place(
+                "livekit/no-cloud",
+                &format!("{e}/cloud-url/patches/agent-url.yaml"),
+                line_of(
+                    &format!("{e}/cloud-url/patches/agent-url.yaml"),
+                    "value: wss://memql-staging-x7.livekit.cloud",
                 ),
             ),
         ),

@@ -49,6 +49,21 @@ pub struct Exemption {
     pub expires: time::Date,
 }
 
+impl Exemption {
+    /// Whether it names this resource; one without `resource` covers every
+    /// resource (of its overlay).
+    pub fn covers(&self, kind: &str, name: &str) -> bool {
+        (self.kind.is_empty() || self.kind == kind) && (self.name.is_empty() || self.name == name)
+    }
+
+    pub fn describe(&self) -> String {
+        match (&self.overlay, self.kind.is_empty()) {
+            (Some(o), true) => format!("overlay {}", o.display()),
+            _ => format!("{} {}", self.kind, self.name),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// As the user sees it.

@@ -4,7 +4,7 @@
 //! kustomization files transformed it, but not which patch set which field.
 //! So the kustomizations that touched the object are searched outermost first
 //! (the last patch applied decides the value): an `images:` entry for an
-//! image field, then each patch that targets the object and sets the field
+//! image field, a `replicas:` entry for `spec.replicas`, then each patch that targets the object and sets the field
 //! (strategic merge: the same field in the patch, list items matched by their
 //! merge key; JSON6902: an op whose path is the field or holds it). Nothing
 //! there: the field in the file the object was read from.
@@ -37,7 +37,9 @@ pub fn locate(
         let Some(kvalue) = loaded.files[k].documents.first().map(|d| &d.value) else {
             continue;
         };
-        if let Some(at) = image_entry(kvalue, rendered, pointer) {
+        if let Some(at) = image_entry(kvalue, rendered, pointer)
+            .or_else(|| replicas_entry(kvalue, rendered, pointer))
+        {
             return locate::in_document(loaded, k, 0, &at, None);
         }
         if let Some(loc) = in_patches(loaded, k, kvalue, kfile, rendered, pointer, embedded) {
@@ -92,6 +94,22 @@ fn image_entry(k: &Value, rendered: &Value, pointer: &str) -> Option<String> {
         Some(f) => format!("/images/{i}/{f}"),
         None => format!("/images/{i}"),
     })
+}
+
+/// A `replicas:` entry that set `spec.replicas` of the object (kustomize's
+/// replica count transformer matches by name).
+fn replicas_entry(k: &Value, rendered: &Value, pointer: &str) -> Option<String> {
+    if pointer != "/spec/replicas" {
+        return None;
+    }
+    let name = rendered.pointer("/metadata/name")?.as_str()?;
+    let entries = k.get("replicas")?.as_array()?;
+    let (i, _) = entries
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, e)| e.get("name").and_then(Value::as_str) == Some(name))?;
+    Some(format!("/replicas/{i}/count"))
 }
 
 /// `registry/name:tag@sha256:...` -> `registry/name`.

@@ -190,8 +190,14 @@ pub fn render(outcome: &Outcome, color: bool) -> String {
 
     let files = loaded.files.len();
     let resources = loaded.batch.resources.len();
+    // A pass is a claim about the tree: say what was examined, renders
+    // included, so "ok" never hides an overlay that was not rendered.
+    let renders = match loaded.renders.len() {
+        0 => String::new(),
+        n => format!("{n} {}, ", plural(n, "render", "renders")),
+    };
     let scope = format!(
-        "{} {}, {resources} {} in {files} {}",
+        "{} {}, {renders}{resources} {} in {files} {}",
         outcome.policies,
         plural(outcome.policies, "policy", "policies"),
         plural(resources, "resource", "resources"),

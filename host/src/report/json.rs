@@ -90,6 +90,7 @@ pub fn render(outcome: &Outcome) -> String {
             "warnings": outcome.warnings(),
             "policies": outcome.policies,
             "files": loaded.files.len(),
+            "renders": loaded.renders.len(),
             "resources": loaded.batch.resources.len(),
             "skippedDocuments": loaded.skipped,
             "exempted": outcome.exempted.len(),

@@ -16,4 +16,7 @@ lkguard_policy_sdk::export_policy_set!(
     lkguard_policy_service_links::ServiceLinks,
     lkguard_policy_replicas::Replicas,
     lkguard_policy_config_schema::ConfigSchema,
+    lkguard_policy_no_cloud::NoCloud,
+    lkguard_policy_secret_keys::SecretKeys,
+    lkguard_policy_urls::Urls,
 );

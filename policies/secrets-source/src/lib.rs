@@ -6,8 +6,6 @@
 //! in a manifest leaks the pair into git; a reference to another Secret
 //! drifts from the pair the server holds, and token validation fails.
 
-use std::collections::BTreeSet;
-
 use k8s_openapi::api::core::v1::EnvVar;
 use lkguard_policy_sdk::livekit::{self, is_credential, Target};
 use lkguard_policy_sdk::model::api_group;
@@ -52,34 +50,6 @@ fn is_external_secret(o: &Object) -> bool {
     o.kind() == "ExternalSecret" && api_group(&o.resource.api_version) == "external-secrets.io"
 }
 
-/// Keys an ExternalSecret writes, or `None` when `dataFrom` makes them unknowable.
-fn external_secret_keys(o: &Object) -> Option<BTreeSet<String>> {
-    if o.value()
-        .pointer("/spec/dataFrom")
-        .and_then(|v| v.as_array())
-        .is_some_and(|a| !a.is_empty())
-    {
-        return None;
-    }
-    // A template may rename or compute keys.
-    if o.value().pointer("/spec/target/template/data").is_some() {
-        return None;
-    }
-    Some(
-        o.value()
-            .pointer("/spec/data")
-            .and_then(|v| v.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|d| {
-                d.get("secretKey")
-                    .and_then(|k| k.as_str())
-                    .map(str::to_string)
-            })
-            .collect(),
-    )
-}
-
 impl Policy for SecretsSource {
     fn metadata() -> Metadata {
         Metadata {
@@ -93,9 +63,9 @@ impl Policy for SecretsSource {
                     (POLYPHON_LIVEKIT_API_KEY/_API_SECRET, an agent's LIVEKIT_API_KEY/_SECRET) must read it from \
                     there: a literal value commits the secret to git, a reference to another Secret drifts from \
                     the pair the server validates with (tokens are rejected), and an inline keys: map in the \
-                    livekit config is a literal too. The ExternalSecret must target exactly livekit-secrets, \
-                    and every key a workload reads must be one it writes, or pods fail with \
-                    CreateContainerConfigError. Values are never printed."
+                    livekit config is a literal too. The ExternalSecret must target exactly livekit-secrets. \
+                    (Whether the server gets keys at all, and whether every key a workload reads is one the \
+                    ExternalSecret writes, is livekit/secret-keys.) Values are never printed."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({
@@ -113,10 +83,6 @@ impl Policy for SecretsSource {
         let templates = workload::pod_templates(&objects);
         let mut findings = Vec::new();
 
-        let producers: Vec<&Object> = objects
-            .iter()
-            .filter(|o| is_external_secret(o) && external_secret_target(o).0 == s.secret)
-            .collect();
         let mistargeted = check_external_secrets(&objects, &s, &mut findings);
         check_committed_secrets(&objects, &s, &mut findings);
 
@@ -127,7 +93,6 @@ impl Policy for SecretsSource {
                     template,
                     &c,
                     &objects,
-                    &producers,
                     &s,
                     &mut findings,
                     &mut first_reference,
@@ -149,17 +114,7 @@ impl Policy for SecretsSource {
         for lk in &servers {
             let c = lk.container.container;
             let object = lk.template.object;
-            let env_keys = workload::env_named(c, "LIVEKIT_KEYS").is_some();
-            let env_from_secret = c
-                .env_from
-                .iter()
-                .flatten()
-                .any(|f| f.secret_ref.as_ref().is_some_and(|r| r.name == s.secret));
             let loader = (object.index, lk.container.path.clone());
-            let config_keys = configs
-                .iter()
-                .filter(|cfg| cfg.loaded_by.contains(&loader))
-                .any(|cfg| cfg.get("keys").is_some() || cfg.get("key_file").is_some());
             for cfg in configs.iter().filter(|cfg| cfg.loaded_by.contains(&loader)) {
                 if let Some(file) = cfg
                     .get("key_file")
@@ -171,15 +126,7 @@ impl Policy for SecretsSource {
             if let Some(file) = livekit::flag_value(c, "key-file") {
                 check_key_file(lk.template, &lk.container, &file, &s, &mut findings);
             }
-            let flag_keys = livekit::flag_value(c, "keys").is_some()
-                || livekit::flag_value(c, "key-file").is_some();
-            if object.origin.complete && !(env_keys || env_from_secret || config_keys || flag_keys)
-            {
-                findings.push(
-                    Finding::error(RULE, object.index, lk.container.path.clone(), format!("container `{}` gives livekit-server no API keys, so it refuses to start outside --dev", c.name))
-                        .hint(format!("set env LIVEKIT_KEYS from secretKeyRef {{name: {}, key: livekit-keys}}", s.secret)),
-                );
-            }
+            // Whether the server gets keys at all is livekit/secret-keys'.
         }
 
         if let Some((resource, at, origin)) = first_reference {
@@ -213,7 +160,6 @@ fn check_container(
     template: &PodTemplate,
     c: &ContainerRef,
     objects: &[Object],
-    producers: &[&Object],
     s: &Settings,
     findings: &mut Vec<Finding>,
     first_reference: &mut Option<(u32, String, u32)>,
@@ -255,22 +201,7 @@ fn check_container(
             );
             continue;
         }
-        for producer in producers
-            .iter()
-            .filter(|p| p.resource.origin == origin && p.same_namespace(template.object))
-        {
-            if let Some(keys) = external_secret_keys(producer) {
-                if !keys.contains(&r.key) {
-                    let have: Vec<&str> = keys.iter().map(String::as_str).collect();
-                    findings.push(Finding::error(
-                        RULE,
-                        index,
-                        format!("{at}/valueFrom/secretKeyRef/key"),
-                        format!("env {name} reads key `{}`, which ExternalSecret {} does not write (it writes: {}); the pod fails with CreateContainerConfigError", r.key, producer.name(), have.join(", ")),
-                    ));
-                }
-            }
-        }
+        // Whether the key exists in the Secret is livekit/secret-keys'.
     }
     for (j, from) in c.container.env_from.iter().flatten().enumerate() {
         let at = format!("{}/envFrom/{j}", c.path);
@@ -530,12 +461,6 @@ spec:
         assert_eq!(
             run(&workload(e))[0].path,
             "/spec/template/spec/containers/0/env/0/valueFrom/secretKeyRef/name"
-        );
-        let e = "            - name: LIVEKIT_API_SECRET\n              valueFrom: {secretKeyRef: {name: livekit-secrets, key: api-secret}}";
-        let f = run(&workload(e));
-        assert_eq!(
-            f[0].path,
-            "/spec/template/spec/containers/0/env/0/valueFrom/secretKeyRef/key"
         );
     }
 
