@@ -257,17 +257,54 @@ impl Registry {
 
     /// Checks every policy's settings against its schema, filling `{}` for
     /// policies given none. Returns the JSON each policy receives.
+    ///
+    /// `"*"` holds settings shared by every policy that declares them (the
+    /// LiveKit `topology`, say, which several rules read): each policy gets
+    /// the shared properties its schema names, under its own.
     pub fn settings(
         &self,
         given: &BTreeMap<String, Value>,
     ) -> Result<BTreeMap<String, String>, PolicyError> {
-        if let Some(unknown) = given.keys().find(|id| self.get(id).is_none()) {
+        if let Some(unknown) = given
+            .keys()
+            .find(|id| *id != SHARED && self.get(id).is_none())
+        {
             return Err(PolicyError::UnknownPolicy(unknown.clone()));
         }
-        let empty = Value::Object(Default::default());
+        let shared = given
+            .get(SHARED)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(orphan) = shared.keys().find(|k| {
+            !self
+                .policies
+                .iter()
+                .any(|p| declared(&p.metadata).contains(*k))
+        }) {
+            return Err(PolicyError::Settings {
+                policy: SHARED.into(),
+                errors: vec![format!("`{orphan}` is a setting of no loaded policy")],
+            });
+        }
         let mut out = BTreeMap::new();
         for p in &self.policies {
-            let value = given.get(p.id()).unwrap_or(&empty);
+            let names = declared(&p.metadata);
+            let mut merged: serde_json::Map<String, Value> = shared
+                .iter()
+                .filter(|(k, _)| names.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let value = match given.get(p.id()) {
+                Some(Value::Object(own)) => {
+                    merged.extend(own.clone());
+                    Value::Object(merged)
+                }
+                // Not an object: the schema says so below.
+                Some(other) => other.clone(),
+                None => Value::Object(merged),
+            };
+            let value = &value;
             let errors: Vec<String> = p
                 .schema
                 .iter_errors(value)
@@ -403,6 +440,21 @@ pub type Evaluated = (
     Vec<Failure>,
     Vec<(String, Duration)>,
 );
+
+/// The key of settings shared by every policy that declares them.
+pub const SHARED: &str = "*";
+
+/// The property names a policy's settings schema declares.
+fn declared(metadata: &Metadata) -> Vec<String> {
+    serde_json::from_str::<Value>(&metadata.settings_schema)
+        .ok()
+        .and_then(|s| {
+            s.get("properties")?
+                .as_object()
+                .map(|p| p.keys().cloned().collect())
+        })
+        .unwrap_or_default()
+}
 
 fn settings_of<'s>(settings: &'s BTreeMap<String, String>, p: &Policy) -> &'s str {
     settings.get(p.id()).map(String::as_str).unwrap_or("{}")

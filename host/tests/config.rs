@@ -283,3 +283,36 @@ fn policies_are_selected_and_a_pinned_file_must_match_its_sha256() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not embedded"), "{}", stderr(&out));
 }
+
+/// `settings: {"*": ...}` reaches every policy that declares the setting;
+/// a policy's own entry wins; a shared setting nobody declares is refused.
+#[test]
+fn shared_settings_reach_every_policy_that_declares_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    std::fs::copy(
+        root().join("fixtures/rendered/bad/node-ip-missing.yaml"),
+        dir.path().join("render.yaml"),
+    )
+    .unwrap();
+    let cfg = |text: &str| std::fs::write(dir.path().join("lkguard.yaml"), text).unwrap();
+
+    // The Helm chart's design has no NODE_IP: the rule does not apply.
+    cfg("settings:\n  \"*\": {topology: host-network}\n");
+    let (code, doc) = check(dir.path(), "render.yaml");
+    assert_eq!(code, Some(0), "{doc:#}");
+
+    cfg("settings:\n  \"*\": {topology: host-network}\n  node-ip: {topology: load-balancer}\n");
+    let (code, doc) = check(dir.path(), "render.yaml");
+    assert_eq!(code, Some(1), "{doc:#}");
+    assert_eq!(doc["findings"][0]["rule"], "livekit/node-ip");
+
+    cfg("settings:\n  \"*\": {topologyy: host-network}\n");
+    let out = lkguard_in(dir.path(), &["check", "render.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains("`topologyy` is a setting of no loaded policy"),
+        "{text}"
+    );
+}

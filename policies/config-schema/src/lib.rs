@@ -379,7 +379,7 @@ impl Policy for ConfigSchema {
                     keys are ignored, so they are warnings. Env overrides LIVEKIT_<PATH> are parsed by Go's strconv: \
                     LIVEKIT_RTC_USE_EXTERNAL_IP=yes or a duration written as 5s is a startup error. Ports must be \
                     0-65535. turn.enabled needs turn.tls_port or turn.udp_port. A ConfigMap holding the config but \
-                    loaded with envFrom is never read as the config.",
+                    loaded with envFrom is never read as the config. Topology: both.",
                     effective::LIVEKIT_VERSION
                 ),
             }],

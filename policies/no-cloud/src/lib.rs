@@ -166,7 +166,7 @@ impl Policy for NoCloud {
                     render is read (Secret stringData included; base64 Secret data is not decoded). A local \
                     development overlay that uses LiveKit Cloud on purpose is exempted in lkguard.yaml by \
                     overlay path (exemptions: - rule: livekit/no-cloud, overlay: overlays/local-dev), and \
-                    reported as exempted like every exemption. Bases are not deployable and not judged."
+                    reported as exempted like every exemption. Bases are not deployable and not judged. Topology: both."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({})),

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
 use lkguard_policy_sdk::effective::{Effective, Raw};
-use lkguard_policy_sdk::livekit::{LivekitContainer, Target};
+use lkguard_policy_sdk::livekit::LivekitContainer;
 use lkguard_policy_sdk::{settings, workload, Batch, Finding, Metadata, Object, Policy, RuleInfo};
 
 pub const RULE: &str = "livekit/node-ip";
@@ -81,15 +81,23 @@ impl Policy for NodeIp {
                     a node address), and an IP copied from another environment sends browsers to the wrong \
                     cluster. Where the Service pins its IP (spec.loadBalancerIP or the \
                     azure-load-balancer-ipv4 annotation) NODE_IP must equal it. Bases are exempt: NODE_IP is \
-                    per environment."
+                    per environment. livekit-server v1.13.3 parses NODE_IP or --node-ip (the arg wins) with mediatransportutil rtcconfig.NodeIP: one IPv4 and/or one IPv6, comma-separated; on a parse error, or when rtc.node_ip already set that family in the YAML, the value is dropped without a word (cmd/server getConfig). Topology load-balancer: applies. host-network: does not apply (no LoadBalancer IP to advertise)."
                     .into(),
             }],
-            settings_schema: settings::schema(serde_json::json!({})),
+            settings_schema: settings::schema(serde_json::json!({
+                "topology": settings::topology_schema()
+            })),
         }
     }
 
     fn validate(batch: &Batch, settings: &str) -> Result<Vec<Finding>, String> {
-        let target: Target = settings::parse(settings)?;
+        let scoped: settings::Scoped = settings::parse(settings)?;
+        // The Helm chart's host-network design advertises each node's own
+        // address found by STUN: this rule exists for the load balancer.
+        if scoped.topology == settings::Topology::HostNetwork {
+            return Ok(Vec::new());
+        }
+        let target = scoped.target;
         let objects = batch.objects();
         let templates = workload::pod_templates(&objects);
         let mut findings = Vec::new();

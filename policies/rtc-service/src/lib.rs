@@ -15,7 +15,9 @@ use lkguard_policy_sdk::effective::{Effective, Raw, Setting, Source};
 use lkguard_policy_sdk::goyaml;
 use lkguard_policy_sdk::livekit::Target;
 use lkguard_policy_sdk::place::Place;
-use lkguard_policy_sdk::settings::{self, DEFAULT_SIGNAL_PORT, DEFAULT_TCP_PORT, DEFAULT_UDP_PORT};
+use lkguard_policy_sdk::settings::{
+    self, Topology, DEFAULT_SIGNAL_PORT, DEFAULT_TCP_PORT, DEFAULT_UDP_PORT,
+};
 use lkguard_policy_sdk::{workload, Batch, Finding, Metadata, Object, Policy, RuleInfo};
 use serde::Deserialize;
 
@@ -29,6 +31,8 @@ struct Settings {
     target: Target,
     #[serde(default = "udp")]
     udp_port: u32,
+    #[serde(default)]
+    topology: Topology,
 }
 
 fn udp() -> u32 {
@@ -193,18 +197,24 @@ impl Policy for RtcService {
                     the client's source address and only routes to nodes running a livekit pod. Signaling (7880) \
                     belongs to the ClusterIP Service behind the wss Ingress, not on the public media IP. A config \
                     without rtc.udp_port makes the server listen on UDP 50000-60000, which the Service cannot \
-                    forward. A deployable render without the RTC Service has no media path at all."
+                    forward. A deployable render without the RTC Service has no media path at all. livekit-server v1.13.3 puts its own local port in ICE candidates: rtc.udp_port (or UDP_PORT / --udp-port, or LIVEKIT_RTC_UDP_PORT_START), rtc.tcp_port; rtc.port_range_start/end win over udp_port, and with neither a non-dev server listens on 50000-60000 (mediatransportutil RTCConfig.Validate, NewWebRTCConfig). So the Service's port must equal its targetPort and that port. Topology load-balancer: applies. host-network: does not apply (media reaches each node's own ports)."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({
                 "udp_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 7882,
-                    "description": "The UDP port the fix hints suggest when the server listens on a range."}
+                    "description": "The UDP port the fix hints suggest when the server listens on a range."},
+                "topology": settings::topology_schema()
             })),
         }
     }
 
     fn validate(batch: &Batch, settings: &str) -> Result<Vec<Finding>, String> {
         let s: Settings = settings::parse(settings)?;
+        // With hostNetwork (the Helm chart's design) media reaches each node
+        // directly: there is no LoadBalancer Service to shape.
+        if s.topology == Topology::HostNetwork {
+            return Ok(Vec::new());
+        }
         let objects = batch.objects();
         let templates = workload::pod_templates(&objects);
         let servers = s.target.find(&templates);

@@ -86,3 +86,13 @@ pub fn topology_schema() -> serde_json::Value {
         "description": "load-balancer: the runbook's design (one LoadBalancer IP as NODE_IP, one pod). host-network: the livekit Helm chart's (hostNetwork, STUN, one pod per node)."
     })
 }
+
+/// The settings of a rule that only exists in one topology: the target plus
+/// the topology (shared across policies with `settings: {"*": {topology: ...}}`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Scoped {
+    #[serde(flatten)]
+    pub target: crate::livekit::Target,
+    #[serde(default)]
+    pub topology: Topology,
+}

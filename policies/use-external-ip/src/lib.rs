@@ -7,7 +7,7 @@
 
 use lkguard_policy_sdk::effective::{Document, Effective, Source};
 use lkguard_policy_sdk::goyaml::{self, GoBool};
-use lkguard_policy_sdk::livekit::{self, LivekitConfig, Target};
+use lkguard_policy_sdk::livekit::{self, LivekitConfig};
 use lkguard_policy_sdk::{settings, workload, Batch, Finding, Metadata, Policy, RuleInfo};
 
 pub const RULE: &str = "livekit/use-external-ip";
@@ -29,15 +29,23 @@ impl Policy for UseExternalIp {
                     media. The config must say use_external_ip: false and each overlay pins NODE_IP to its \
                     LoadBalancer IP. livekit-server reads the YAML with Go's yaml.v3 into a bool, so `yes`, \
                     `on` and `True` are true too; an env override LIVEKIT_RTC_USE_EXTERNAL_IP=true on the \
-                    container beats the file."
+                    container beats the file. livekit-server v1.13.3 reads rtc.use_external_ip from the YAML (yaml.v3 into a Go bool), then from the generated LIVEKIT_RTC_USE_EXTERNAL_IP env or --rtc.use_external_ip flag (strconv.ParseBool), later winning (pkg/config NewConfig, updateFromCLI). Topology load-balancer: applies. host-network: does not apply (the livekit Helm chart's design discovers each node's public address by STUN on purpose)."
                     .into(),
             }],
-            settings_schema: settings::schema(serde_json::json!({})),
+            settings_schema: settings::schema(serde_json::json!({
+                "topology": settings::topology_schema()
+            })),
         }
     }
 
     fn validate(batch: &Batch, settings: &str) -> Result<Vec<Finding>, String> {
-        let target: Target = settings::parse(settings)?;
+        let scoped: settings::Scoped = settings::parse(settings)?;
+        // The Helm chart's host-network design advertises each node's own
+        // address found by STUN: this rule exists for the load balancer.
+        if scoped.topology == settings::Topology::HostNetwork {
+            return Ok(Vec::new());
+        }
+        let target = scoped.target;
         let objects = batch.objects();
         let templates = workload::pod_templates(&objects);
         let servers = target.find(&templates);
