@@ -30,6 +30,7 @@ fn batch(resources: usize) -> Batch {
                 ),
             })
             .collect(),
+        ..Default::default()
     }
 }
 

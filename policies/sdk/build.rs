@@ -115,6 +115,9 @@ fn main() {
     // the size to parse per batch), keeping x-go-type for messages.
     let mut lean = schema.clone();
     strip(&mut lean);
+    // Validated as draft 7 (config-schema says why); the keywords used are
+    // common to both drafts.
+    lean["$schema"] = Value::String("http://json-schema.org/draft-07/schema#".into());
     std::fs::write(
         out.join("livekit-server.schema.min.json"),
         serde_json::to_string(&lean).expect("serialising the schema"),

@@ -201,6 +201,7 @@ impl Reviewer {
                     complete: false,
                 }],
                 resources: vec![resource],
+                ..Default::default()
             },
             ..Loaded::default()
         };

@@ -72,8 +72,11 @@ impl Policy for Replicas {
                 continue;
             }
             seen.push(object.index);
-            let effective = Effective::build(&objects, server);
             let scale = scale_out(&objects, object);
+            if scale.is_empty() {
+                continue;
+            }
+            let effective = Effective::build(&objects, server);
             match s.topology {
                 Topology::LoadBalancer => {
                     let redis = has_redis(&effective);

@@ -179,6 +179,7 @@ macro_rules! __wit_conversions {
                         json: r.json,
                     })
                     .collect(),
+                ..Default::default()
             }
         }
 

@@ -1,6 +1,6 @@
 //! The native mirror of the WIT types, plus a parsed view of each resource.
 
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -32,6 +32,24 @@ pub struct Resource {
 pub struct Batch {
     pub origins: Vec<Origin>,
     pub resources: Vec<Resource>,
+    /// What the policies parsed out of the resources, kept for the next
+    /// policy: a policy set hands every member the same batch, and eleven
+    /// members each parsing the same pod templates was most of a webhook
+    /// request. Build batches with `..Default::default()`.
+    #[doc(hidden)]
+    pub cache: BatchCache,
+}
+
+/// Parses of each resource, made on first use (see [`Batch::cache`]).
+#[derive(Debug, Clone, Default)]
+pub struct BatchCache {
+    resources: OnceLock<Vec<ResourceCache>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ResourceCache {
+    pub(crate) value: OnceLock<Value>,
+    pub(crate) template: OnceLock<Option<crate::workload::Parsed>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +131,15 @@ pub struct Object<'a> {
     pub index: u32,
     pub resource: &'a Resource,
     pub origin: &'a Origin,
-    value: OnceCell<Value>,
+    cache: Cache<'a>,
+}
+
+/// The batch's cache of this resource, or one of its own for an object made
+/// outside a batch.
+#[derive(Debug, Clone)]
+enum Cache<'a> {
+    Shared(&'a ResourceCache),
+    Own(Box<ResourceCache>),
 }
 
 impl<'a> Object<'a> {
@@ -122,7 +148,14 @@ impl<'a> Object<'a> {
             index,
             resource,
             origin,
-            value: OnceCell::new(),
+            cache: Cache::Own(Box::default()),
+        }
+    }
+
+    pub(crate) fn cache(&self) -> &ResourceCache {
+        match &self.cache {
+            Cache::Shared(c) => c,
+            Cache::Own(c) => c,
         }
     }
 
@@ -130,7 +163,8 @@ impl<'a> Object<'a> {
     /// over only JSON it serialised itself; text that does not parse reads as
     /// `null`, which no rule matches.
     pub fn value(&self) -> &Value {
-        self.value
+        self.cache()
+            .value
             .get_or_init(|| serde_json::from_str(&self.resource.json).unwrap_or(Value::Null))
     }
 
@@ -175,12 +209,24 @@ impl Batch {
     /// Every resource with its origin. One whose origin index is out of range
     /// is skipped: the host only hands over objects with their origins.
     pub fn objects(&self) -> Vec<Object<'_>> {
+        let caches = self
+            .cache
+            .resources
+            .get_or_init(|| vec![ResourceCache::default(); self.resources.len()]);
         self.resources
             .iter()
             .enumerate()
             .filter_map(|(i, r)| {
                 let origin = self.origins.get(r.origin as usize)?;
-                Some(Object::new(i as u32, r, origin))
+                let mut o = Object::new(i as u32, r, origin);
+                // Resources added after the first call get caches of their own.
+                if let Some(c) = caches
+                    .get(i)
+                    .filter(|_| caches.len() == self.resources.len())
+                {
+                    o.cache = Cache::Shared(c);
+                }
+                Some(o)
             })
             .collect()
     }

@@ -15,8 +15,16 @@ pub struct PodTemplate<'o, 'a> {
     pub object: &'o Object<'a>,
     /// Pointer to the `PodSpec` inside the object.
     pub spec_path: String,
-    pub labels: BTreeMap<String, String>,
-    pub spec: PodSpec,
+    pub labels: &'o BTreeMap<String, String>,
+    pub spec: &'o PodSpec,
+}
+
+/// A pod template as parsed once per batch (see `model::BatchCache`).
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    spec_path: String,
+    labels: BTreeMap<String, String>,
+    spec: PodSpec,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,15 +112,26 @@ pub fn pod_templates<'o, 'a>(objects: &'o [Object<'a>]) -> Vec<PodTemplate<'o, '
 }
 
 pub fn pod_template<'o, 'a>(object: &'o Object<'a>) -> Option<PodTemplate<'o, 'a>> {
-    let at = template_pointer(object)?;
-    let template = template_at(&object.resource.json, at)?;
-    let spec = template.spec?;
-    let labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
+    let parsed = object
+        .cache()
+        .template
+        .get_or_init(|| {
+            let at = template_pointer(object)?;
+            let template = template_at(&object.resource.json, at)?;
+            let spec = template.spec?;
+            let labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
+            Some(Parsed {
+                spec_path: format!("{at}/spec"),
+                labels,
+                spec,
+            })
+        })
+        .as_ref()?;
     Some(PodTemplate {
         object,
-        spec_path: format!("{at}/spec"),
-        labels,
-        spec,
+        spec_path: parsed.spec_path.clone(),
+        labels: &parsed.labels,
+        spec: &parsed.spec,
     })
 }
 

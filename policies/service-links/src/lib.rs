@@ -161,12 +161,16 @@ impl Policy for ServiceLinks {
                 continue;
             }
             let object = template.object;
+            let services = services_of(&objects, object);
+            if services.is_empty() {
+                continue;
+            }
             let effective = Effective::build(&objects, server.clone());
             let at = match template.spec.enable_service_links {
                 Some(true) => format!("{}/enableServiceLinks", template.spec_path),
                 _ => template.spec_path.clone(),
             };
-            for svc in services_of(&objects, object) {
+            for svc in services {
                 for var in injected(svc.value()) {
                     // The container's own definition beats the kubelet's.
                     if effective.env.get(&var.name).is_some() {
