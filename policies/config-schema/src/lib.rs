@@ -415,7 +415,7 @@ impl Policy for ConfigSchema {
     fn metadata() -> Metadata {
         Metadata {
             id: "config-schema".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: std::env!("CARGO_PKG_VERSION").into(),
             rules: vec![RuleInfo {
                 id: RULE.into(),
                 summary: format!("livekit-server can decode the config it runs with (schema of livekit-server {})", effective::LIVEKIT_VERSION),

@@ -48,12 +48,14 @@ pub struct Generated {
     pub go_type: &'static str,
 }
 
-include!(concat!(env!("OUT_DIR"), "/generated_flags.rs"));
+include!(concat!(std::env!("OUT_DIR"), "/generated_flags.rs"));
 
 /// The JSON Schema of livekit-server's config ([`LIVEKIT_VERSION`]), without
 /// its prose: `schema/livekit-server.schema.json` holds the annotated one.
-pub const SCHEMA_JSON: &str =
-    include_str!(concat!(env!("OUT_DIR"), "/livekit-server.schema.min.json"));
+pub const SCHEMA_JSON: &str = include_str!(concat!(
+    std::env!("OUT_DIR"),
+    "/livekit-server.schema.min.json"
+));
 
 /// The env var of a generated flag: `LIVEKIT_` + the path upper-cased with
 /// dots as underscores.

@@ -64,7 +64,7 @@ impl Policy for SecretKeys {
     fn metadata() -> Metadata {
         Metadata {
             id: "secret-keys".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: std::env!("CARGO_PKG_VERSION").into(),
             rules: vec![RuleInfo {
                 id: RULE.into(),
                 summary: "livekit-server gets its API keys from the Secret, every key read from it exists, and the key file is private".into(),

@@ -903,7 +903,7 @@ impl Policy for Urls {
     fn metadata() -> Metadata {
         Metadata {
             id: "urls".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: std::env!("CARGO_PKG_VERSION").into(),
             rules: vec![RuleInfo {
                 id: RULE.into(),
                 summary: "Clients' LiveKit URLs reach livekit-server's signaling port: in-cluster URLs through a Service that selects it, public URLs as wss:// through a TLS Ingress".into(),
