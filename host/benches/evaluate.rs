@@ -103,6 +103,37 @@ fn native_parallel(batch: &Batch) -> usize {
         .sum()
 }
 
+/// Where the time goes: each member inside one set instance (the host's
+/// own per-policy clock) against the same Rust natively.
+fn per_policy(
+    title: &str,
+    registry: &lkguard::policy::Registry,
+    batch: &Batch,
+    settings: &BTreeMap<String, String>,
+    runs: usize,
+) {
+    let mut per: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
+    for _ in 0..runs {
+        let (_, _, timings) = block_on(registry.evaluate_in_turn(batch, settings));
+        for (id, d) in timings {
+            per.entry(id).or_default().push(d);
+        }
+    }
+    println!("{title}");
+    for (id, validate) in members() {
+        let w = median(per.remove(id).unwrap_or_default());
+        let n = time(runs, || {
+            validate(&fresh(batch), "{}").unwrap();
+        });
+        println!(
+            "  {id:<18} wasm {:>7.3} ms  native {:>7.3} ms  {:>5.2}x",
+            ms(w),
+            ms(n),
+            w.as_secs_f64() / n.as_secs_f64()
+        );
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -188,6 +219,68 @@ fn main() {
     });
     let one_object_native = time(runs * 4, || assert_eq!(native(&single), 0));
 
+    let row = |label: &str, d: Duration| println!("  {label:<58} {:>9.3} ms", ms(d));
+    println!(
+        "lkguard bench: medians, one run, {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "evaluate {} policies on fixtures/rendered/staging.yaml ({} resources), {runs} runs:",
+        members().len(),
+        batch.resources.len()
+    );
+    row("wasm, one fresh set instance, slots reused (serve)", wasm);
+    row(
+        "wasm, one fresh set instance, pages returned (check)",
+        wasm_one_shot,
+    );
+    row(
+        "wasm on an empty batch (instantiate + call overhead)",
+        overhead,
+    );
+    row("native, same Rust, in parallel", nat_par);
+    row("native, same Rust, one after another", nat);
+    let ratio = |label: &str, a: Duration, b: Duration| {
+        println!("  {label:<58} {:>9.2}x", a.as_secs_f64() / b.as_secs_f64())
+    };
+    ratio(
+        "ratio wasm (serve) / native, both on the workers",
+        wasm,
+        nat_par,
+    );
+    ratio("ratio wasm (serve) / native one after another", wasm, nat);
+    ratio(
+        "ratio wasm (check) / native, both on the workers",
+        wasm_one_shot,
+        nat_par,
+    );
+    per_policy(
+        "per policy on staging.yaml, one after another (wasm in one set instance):",
+        &webhook,
+        batch,
+        &settings,
+        200,
+    );
+    per_policy(
+        "per policy on one admission object (the livekit Deployment):",
+        &webhook,
+        &single,
+        &settings,
+        500,
+    );
+    println!("one admission object (the livekit Deployment), policies one after another:");
+    row("wasm (serve), one fresh set instance", one_object);
+    row(
+        "wasm (serve) on an empty batch (instantiate + call)",
+        one_object_empty,
+    );
+    row("native, same Rust", one_object_native);
+    ratio("ratio wasm / native", one_object, one_object_native);
+    // The process figures below take minutes; skip them when only the
+    // evaluation is of interest.
+    if std::env::var_os("LKGUARD_BENCH_EVALUATE_ONLY").is_some() {
+        return;
+    }
     let bin = env!("CARGO_BIN_EXE_lkguard");
     // Given files, `check` looks through the repository for kustomizations
     // that include them (the pre-commit path): run it in a scratch
@@ -255,71 +348,6 @@ fn main() {
         Command::new(bin).arg("--version").output().unwrap();
     });
 
-    let row = |label: &str, d: Duration| println!("  {label:<58} {:>9.3} ms", ms(d));
-    println!(
-        "lkguard bench: medians, one run, {} cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
-    println!(
-        "evaluate {} policies on fixtures/rendered/staging.yaml ({} resources), {runs} runs:",
-        members().len(),
-        batch.resources.len()
-    );
-    row("wasm, one fresh set instance, slots reused (serve)", wasm);
-    row(
-        "wasm, one fresh set instance, pages returned (check)",
-        wasm_one_shot,
-    );
-    row(
-        "wasm on an empty batch (instantiate + call overhead)",
-        overhead,
-    );
-    row("native, same Rust, in parallel", nat_par);
-    row("native, same Rust, one after another", nat);
-    let ratio = |label: &str, a: Duration, b: Duration| {
-        println!("  {label:<58} {:>9.2}x", a.as_secs_f64() / b.as_secs_f64())
-    };
-    ratio(
-        "ratio wasm (serve) / native, both on the workers",
-        wasm,
-        nat_par,
-    );
-    ratio("ratio wasm (serve) / native one after another", wasm, nat);
-    ratio(
-        "ratio wasm (check) / native, both on the workers",
-        wasm_one_shot,
-        nat_par,
-    );
-    // Where the time goes: each member inside one set instance (the host's
-    // own per-policy clock) against the same Rust natively.
-    let mut per: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
-    for _ in 0..200 {
-        let (_, _, timings) = block_on(webhook.evaluate_in_turn(batch, &settings));
-        for (id, d) in timings {
-            per.entry(id).or_default().push(d);
-        }
-    }
-    println!("per policy on staging.yaml, one after another (wasm in one set instance):");
-    for (id, validate) in members() {
-        let w = median(per.remove(id).unwrap_or_default());
-        let n = time(200, || {
-            validate(&fresh(batch), "{}").unwrap();
-        });
-        println!(
-            "  {id:<18} wasm {:>7.3} ms  native {:>7.3} ms  {:>5.2}x",
-            ms(w),
-            ms(n),
-            w.as_secs_f64() / n.as_secs_f64()
-        );
-    }
-    println!("one admission object (the livekit Deployment), policies one after another:");
-    row("wasm (serve), one fresh set instance", one_object);
-    row(
-        "wasm (serve) on an empty batch (instantiate + call)",
-        one_object_empty,
-    );
-    row("native, same Rust", one_object_native);
-    ratio("ratio wasm / native", one_object, one_object_native);
     println!("lkguard check staging.yaml production.yaml, whole process:");
     row(&format!("empty component cache ({cold_runs} runs)"), empty);
     row("warm component cache (31 runs)", warm);
