@@ -56,8 +56,22 @@ struct MediaPorts {
     /// point into.
     udp_place: Option<Place>,
     tcp: u32,
+    /// The env var or arg that moved each port off the config, if one did:
+    /// a finding about that port belongs where the effective value is set.
+    udp_set_by: Option<SetBy>,
+    tcp_set_by: Option<SetBy>,
     /// The livekit container's named ports, for named targetPorts.
     container_ports: Vec<(String, i32)>,
+}
+
+/// An override's description and place.
+type SetBy = (String, Place);
+
+fn set_by(s: &Setting) -> Option<SetBy> {
+    match (&s.source, &s.place) {
+        (Source::Env(_) | Source::Arg(_), Some(place)) => Some((s.describe(), place.clone())),
+        _ => None,
+    }
 }
 
 /// Reads a port or `start-end` range as livekit's `PortRange.UnmarshalString` does.
@@ -95,6 +109,7 @@ fn media_ports(e: &Effective) -> MediaPorts {
         .filter(|s| s.text().and_then(|t| port_text(&t)).is_some())
         .or_else(|| e.generated_override("rtc.udp_port.start"))
         .or_else(|| e.from_document("rtc.udp_port"));
+    let mut udp_set_by = None;
     let (udp, udp_from, udp_place) = if let Some(start) = range_start {
         let a = port_of(&start).unwrap_or_default();
         let b = e
@@ -121,6 +136,7 @@ fn media_ports(e: &Effective) -> MediaPorts {
                 udp = Udp::Range(*p, end);
             }
         }
+        udp_set_by = set_by(s);
         (udp, s.describe(), s.place.clone())
     } else if e.dev() {
         (
@@ -139,10 +155,12 @@ fn media_ports(e: &Effective) -> MediaPorts {
             rtc,
         )
     };
-    let tcp = e
-        .get("rtc.tcp_port")
-        .and_then(|s| port_of(&s))
+    let tcp_setting = e.get("rtc.tcp_port");
+    let tcp = tcp_setting
+        .as_ref()
+        .and_then(port_of)
         .unwrap_or(DEFAULT_TCP_PORT.into());
+    let tcp_set_by = tcp_setting.as_ref().and_then(set_by);
     let container_ports = e
         .server
         .container
@@ -157,6 +175,8 @@ fn media_ports(e: &Effective) -> MediaPorts {
         udp_from,
         udp_place,
         tcp,
+        udp_set_by,
+        tcp_set_by,
         container_ports,
     }
 }
@@ -317,6 +337,7 @@ fn check_server(
                 (i, name, ports_at),
                 &list,
                 (*udp, "UDP", is_udp),
+                ports.udp_set_by.as_ref(),
                 &ports.container_ports,
             ),
             Udp::Range(a, b) if !range_at_source => {
@@ -330,6 +351,7 @@ fn check_server(
                 (i, name, ports_at),
                 &list,
                 (ports.tcp, "TCP", is_tcp),
+                ports.tcp_set_by.as_ref(),
                 &ports.container_ports,
             );
         }
@@ -356,25 +378,33 @@ fn check_server(
 }
 
 /// ICE candidates carry livekit-server's own port, so the Service must
-/// forward `port` to the same container port.
+/// forward `port` to the same container port. When an env var or arg moved
+/// the port off the config, the finding points there: that is the place
+/// that set the value the Service no longer matches.
 fn check_forward(
     findings: &mut Vec<Finding>,
     (index, name, ports_at): (u32, &str, &str),
     list: &[ServicePort],
     (port, proto, is_proto): (u32, &str, fn(&ServicePort) -> bool),
+    set_by: Option<&SetBy>,
     named: &[(String, i32)],
 ) {
     let port = port as i32;
+    let at = |pointer: String, message: String| match set_by {
+        Some((what, place)) => place.error(
+            RULE,
+            format!("{what} sets livekit-server's {proto} port to {port}, but {message}"),
+        ),
+        None => Finding::error(RULE, index, pointer, message),
+    };
     match list.iter().enumerate().find(|(_, p)| is_proto(p) && p.port == port) {
         None => findings.push(
-            Finding::error(RULE, index, ports_at, format!("Service {name} does not expose {proto} {port}, where livekit-server listens for media"))
+            at(ports_at.to_string(), format!("Service {name} does not expose {proto} {port}, where livekit-server listens for media"))
                 .hint(format!("add a port: {{name: rtc-{}, port: {port}, protocol: {proto}}}", proto.to_lowercase())),
         ),
         Some((n, p)) => {
             match target_port(p, named) {
-                Some(t) if t != port => findings.push(Finding::error(
-                    RULE,
-                    index,
+                Some(t) if t != port => findings.push(at(
                     format!("/spec/ports/{n}/targetPort"),
                     format!("Service {name} forwards {proto} {port} to container port {t}; livekit-server advertises {port} in its ICE candidates and listens there"),
                 )),
@@ -552,10 +582,25 @@ spec:
         let f = run(&y);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(f[0].message.contains("TCP 7999"), "{}", f[0].message);
+        // At the override that moved the port, not at the Service.
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (1, "/spec/template/spec/containers/0/env/0/value")
+        );
         let y = yaml(GOOD_CFG, GOOD_SVC)
             .replace("[\"--config\"", "[\"--udp-port\", \"3478\", \"--config\"");
         let f = run(&y);
         assert!(f[0].message.contains("UDP 3478"), "{}", f[0].message);
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (1, "/spec/template/spec/containers/0/args/1")
+        );
+        // Set in the config, the Service is what is reported.
+        let f = run(&yaml(
+            GOOD_CFG,
+            &GOOD_SVC.replace("port: 7881", "port: 7999"),
+        ));
+        assert_eq!((f[0].resource, f[0].path.as_str()), (2, "/spec/ports"));
     }
 
     #[test]

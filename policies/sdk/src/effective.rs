@@ -17,7 +17,7 @@
 
 use serde_yaml::Value as Yaml;
 
-use crate::env::{self, ContainerEnv, EnvEntry, EnvValue, Word};
+use crate::env::{self, ContainerEnv, EnvEntry, EnvValue, Via, Word};
 use crate::flags::{self, Flag};
 use crate::goyaml::{self, GoBool};
 use crate::livekit::{self, ConfigSource, LivekitConfig, LivekitContainer};
@@ -212,6 +212,10 @@ pub struct Setting {
     pub source: Source,
     /// `None` for a built-in default.
     pub place: Option<Place>,
+    /// For an env var that came in through `envFrom`: the ConfigMap or
+    /// Secret (`ConfigMap livekit-env`), so a message names the object to
+    /// edit and not an env entry the pod spec does not have.
+    pub env_from: Option<String>,
 }
 
 impl Setting {
@@ -248,7 +252,10 @@ impl Setting {
         match &self.source {
             Source::Default => "the built-in default".into(),
             Source::Document => "the config file".into(),
-            Source::Env(n) => format!("env {n}"),
+            Source::Env(n) => match &self.env_from {
+                Some(from) => format!("env {n} (from {from} via envFrom)"),
+                None => format!("env {n}"),
+            },
             Source::Arg(f) => format!("flag --{f}"),
         }
     }
@@ -353,6 +360,7 @@ impl<'t, 'o, 'a> Effective<'t, 'o, 'a> {
                 raw: Raw::Text(f.value.clone().unwrap_or_else(|| "true".into())),
                 source: Source::Arg(flag.to_string()),
                 place: Some(f.place.clone()),
+                env_from: None,
             });
         }
         let e = self.env.get(env?)?;
@@ -379,6 +387,7 @@ impl<'t, 'o, 'a> Effective<'t, 'o, 'a> {
             raw: Raw::Yaml(value.clone()),
             source: Source::Document,
             place: Some(Place::new(cfg.object.index, cfg.path.clone()).inside(at)),
+            env_from: None,
         })
     }
 
@@ -392,6 +401,7 @@ impl<'t, 'o, 'a> Effective<'t, 'o, 'a> {
                     raw: Raw::Default(d.to_string()),
                     source: Source::Default,
                     place: None,
+                    env_from: None,
                 })
             })
     }
@@ -443,6 +453,10 @@ fn env_setting(e: &EnvEntry) -> Setting {
         },
         source: Source::Env(e.name.clone()),
         place: Some(e.place.clone()),
+        env_from: match &e.via {
+            Via::EnvFrom { kind, name } => Some(format!("{kind} {name}")),
+            Via::Env => None,
+        },
     }
 }
 
@@ -860,6 +874,10 @@ data:
         with(&yaml, |e| {
             let s = e.get("port").unwrap();
             assert_eq!(s.text().as_deref(), Some("7001"));
+            assert_eq!(
+                s.describe(),
+                "env LIVEKIT_PORT (from ConfigMap lk-env via envFrom)"
+            );
             assert_eq!(s.place.unwrap().path, "/data/LIVEKIT_PORT");
             assert!(matches!(e.document, Document::None));
         });
@@ -871,6 +889,7 @@ data:
             raw: Raw::Text("yes".into()),
             source: Source::Env("X".into()),
             place: None,
+            env_from: None,
         };
         assert!(s.bool().is_err());
         let y = Setting {
