@@ -351,3 +351,63 @@ fn a_literal_secret_in_a_base_or_patch_never_reaches_the_output() {
         );
     }
 }
+
+/// The livekit Helm chart's design (hostNetwork, STUN, no media
+/// LoadBalancer), declared by the tree's lkguard.yaml `topology:
+/// host-network`: the load-balancer rules stay quiet, and scaling out needs
+/// Redis and a hostname anti-affinity instead.
+#[test]
+fn host_network_topology_judges_the_helm_charts_design() {
+    let t = "fixtures/kustomize/host-network";
+    for clean in ["single", "scaled-with-redis"] {
+        let overlay = format!("{t}/overlays/{clean}");
+        let out = lkguard(&["check", "--format", "json", &overlay]);
+        let doc = json(&out);
+        assert_eq!(doc["findings"], serde_json::json!([]), "{overlay}: {doc:#}");
+        assert_eq!(out.status.code(), Some(0), "{overlay}");
+    }
+    // The same tree judged as the runbook's load-balancer design.
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let overlay = format!("{t}/overlays/single");
+    let out = lkguard(&[
+        "check",
+        "--format",
+        "json",
+        "--config",
+        empty.path().to_str().unwrap(),
+        &overlay,
+    ]);
+    let mut rules: Vec<String> = places(&json(&out))
+        .into_iter()
+        .map(|(rule, _, _)| rule)
+        .collect();
+    rules.sort();
+    assert_eq!(
+        rules,
+        [
+            "livekit/node-ip",
+            "livekit/rtc-service",
+            "livekit/use-external-ip"
+        ]
+    );
+    let kustomization = |o: &str| format!("{t}/overlays/{o}/kustomization.yaml");
+    for (overlay, needle) in [
+        ("scaled-without-redis", "count: 3"),
+        ("scaled-without-anti-affinity", "- op: remove"),
+    ] {
+        let file = kustomization(overlay);
+        let out = lkguard(&[
+            "check",
+            "--format",
+            "json",
+            &format!("{t}/overlays/{overlay}"),
+        ]);
+        let doc = json(&out);
+        assert_eq!(
+            places(&doc),
+            [place("livekit/replicas", &file, line_of(&file, needle))],
+            "{overlay}: {doc:#}"
+        );
+        assert_eq!(out.status.code(), Some(1), "{overlay}");
+    }
+}

@@ -210,12 +210,24 @@ fn set_by(
 fn json6902(ops: &[Value], rendered: &Value, pointer: &str) -> Option<(String, bool)> {
     for (j, op) in ops.iter().enumerate().rev() {
         let kind = op.get("op").and_then(Value::as_str).unwrap_or_default();
-        if !matches!(kind, "add" | "replace" | "copy" | "move") {
-            continue;
-        }
         let Some(path) = op.get("path").and_then(Value::as_str) else {
             continue;
         };
+        // A field the render lacks because this op removed it (or a parent
+        // of it): a finding about its absence belongs at the op.
+        if kind == "remove" {
+            let covers = pointer == path
+                || pointer
+                    .strip_prefix(path)
+                    .is_some_and(|r| r.starts_with('/'));
+            if covers && rendered.pointer(pointer).is_none() {
+                return Some((format!("/{j}"), true));
+            }
+            continue;
+        }
+        if !matches!(kind, "add" | "replace" | "copy" | "move") {
+            continue;
+        }
         let rest = if path == pointer {
             Some("")
         } else if let Some(rest) = pointer.strip_prefix(path).filter(|r| r.starts_with('/')) {
@@ -410,6 +422,7 @@ mod tests {
         let ops: Vec<Value> = serde_json::from_value(json!([
             {"op": "replace", "path": "/spec/rules/0/host", "value": "a"},
             {"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": {"name": "NODE_IP", "value": "1.2.3.4"}},
+            {"op": "remove", "path": "/spec/template/spec/affinity"},
         ]))
         .unwrap();
         let rendered = json!({"spec": {"template": {"spec": {"containers": [{"env": [
@@ -424,6 +437,16 @@ mod tests {
         );
         assert_eq!(at("/spec/template/spec/containers/0/env/0/value"), None);
         assert_eq!(at("/spec/rules/1/host"), None);
+        // Absent because the op removed it, or a parent of it.
+        assert_eq!(
+            at("/spec/template/spec/affinity"),
+            Some(("/2".into(), true))
+        );
+        assert_eq!(
+            at("/spec/template/spec/affinity/podAntiAffinity"),
+            Some(("/2".into(), true))
+        );
+        assert_eq!(at("/spec/template/spec/affinityX"), None);
     }
 
     #[test]
