@@ -161,15 +161,7 @@ fn media_ports(e: &Effective) -> MediaPorts {
         .and_then(port_of)
         .unwrap_or(DEFAULT_TCP_PORT.into());
     let tcp_set_by = tcp_setting.as_ref().and_then(set_by);
-    let container_ports = e
-        .server
-        .container
-        .container
-        .ports
-        .iter()
-        .flatten()
-        .filter_map(|p| Some((p.name.clone()?, p.container_port)))
-        .collect();
+    let container_ports = e.server.container.named_ports();
     MediaPorts {
         udp,
         udp_from,

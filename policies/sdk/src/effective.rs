@@ -552,44 +552,29 @@ fn resolve_file<'o, 'a>(
 ) -> Document<'o, 'a> {
     let object = server.template.object;
     let c = server.container.container;
-    let unresolved = |why: String, missing: bool| Document::Unresolved {
+    // `missing`: the file does not exist; `hidden`: it exists, but the
+    // render does not show its content.
+    let unresolved = |why: String, missing: bool, hidden: bool| Document::Unresolved {
         file: file.to_string(),
         flag: flag.clone(),
         why,
         missing,
-        hidden: false,
+        hidden,
     };
-    // The deepest mount whose path covers the file decides, as in the
-    // container's mount table.
-    let Some(mount) = c
-        .volume_mounts
-        .iter()
-        .flatten()
-        .filter(|m| {
-            let mp = m.mount_path.trim_end_matches('/');
-            file == mp || file.starts_with(&format!("{mp}/"))
-        })
-        .max_by_key(|m| m.mount_path.trim_end_matches('/').len())
-    else {
-        return unresolved(format!("no volume is mounted at {file}"), true);
+    let Some(mounted) = server.template.mounted(c, file) else {
+        return unresolved(format!("no volume is mounted at {file}"), true, false);
     };
-    let volumes = server.template.spec.volumes.as_deref().unwrap_or_default();
-    let Some(volume) = volumes.iter().find(|v| v.name == mount.name) else {
+    let Some((_, volume)) = mounted.volume else {
         return unresolved(
-            format!("volumeMount {} names no volume of the pod", mount.name),
+            format!(
+                "volumeMount {} names no volume of the pod",
+                mounted.mount.name
+            ),
             true,
+            false,
         );
     };
-    let mp = mount.mount_path.trim_end_matches('/');
-    let inner = file[mp.len()..].trim_start_matches('/');
-    let sub_path = mount.sub_path.as_deref().filter(|s| !s.is_empty());
-    // With subPath the mount is the file itself; otherwise the file's path
-    // inside the volume.
-    let in_volume = match sub_path {
-        Some(sub) if inner.is_empty() => sub.to_string(),
-        Some(sub) => format!("{}/{inner}", sub.trim_end_matches('/')),
-        None => inner.to_string(),
-    };
+    let in_volume = &mounted.in_volume;
     let sources: Vec<(String, Vec<(String, String)>)> =
         match (&volume.config_map, &volume.projected) {
             (Some(cm), _) => vec![(
@@ -624,13 +609,7 @@ fn resolve_file<'o, 'a>(
                 } else {
                     "a volume the render does not show the content of"
                 };
-                return Document::Unresolved {
-                    file: file.to_string(),
-                    flag,
-                    why: format!("{file} is on {what}"),
-                    missing: false,
-                    hidden: true,
-                };
+                return unresolved(format!("{file} is on {what}"), false, true);
             }
         };
     for (name, items) in sources {
@@ -644,11 +623,11 @@ fn resolve_file<'o, 'a>(
         };
         let data = workload::config_map_data(cm);
         let key = if items.is_empty() {
-            data.contains_key(&in_volume).then(|| in_volume.clone())
+            data.contains_key(in_volume).then(|| in_volume.clone())
         } else {
             items
                 .iter()
-                .find(|(_, p)| *p == in_volume)
+                .find(|(_, p)| p == in_volume)
                 .map(|(k, _)| k.clone())
         };
         if let Some(key) = key {
@@ -671,13 +650,15 @@ fn resolve_file<'o, 'a>(
         return unresolved(
             format!(
                 "ConfigMap {name} mounted at {} has no key that becomes {file}",
-                mount.mount_path
+                mounted.mount.mount_path
             ),
             true,
+            false,
         );
     }
     unresolved(
         format!("{file} is on a ConfigMap volume whose ConfigMap is not in this render"),
+        false,
         false,
     )
 }

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    Container, EnvVar, PodSpec, PodTemplateSpec, Volume, VolumeMount,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -157,6 +159,41 @@ impl<'o, 'a> PodTemplate<'o, 'a> {
         out
     }
 
+    /// What backs `file` in `container`: the deepest volumeMount whose path
+    /// covers it decides, as in the container's mount table. `None` when no
+    /// mount covers the file.
+    pub fn mounted<'c>(&'c self, container: &'c Container, file: &str) -> Option<Mounted<'c>> {
+        let mount = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| {
+                let mp = m.mount_path.trim_end_matches('/');
+                file == mp || file.starts_with(&format!("{mp}/"))
+            })
+            .max_by_key(|m| m.mount_path.trim_end_matches('/').len())?;
+        let volume = self
+            .spec
+            .volumes
+            .iter()
+            .flatten()
+            .enumerate()
+            .find(|(_, v)| v.name == mount.name);
+        let inner = file[mount.mount_path.trim_end_matches('/').len()..].trim_start_matches('/');
+        // With subPath the mount is a path inside the volume (the file
+        // itself when nothing follows).
+        let in_volume = match mount.sub_path.as_deref().map(|s| s.trim_matches('/')) {
+            Some(sub) if !sub.is_empty() && inner.is_empty() => sub.to_string(),
+            Some(sub) if !sub.is_empty() => format!("{sub}/{inner}"),
+            _ => inner.to_string(),
+        };
+        Some(Mounted {
+            mount,
+            volume,
+            in_volume,
+        })
+    }
+
     /// Whether a Service selector picks this template's pods.
     pub fn selected_by(&self, selector: &BTreeMap<String, String>) -> bool {
         !selector.is_empty() && selector.iter().all(|(k, v)| self.labels.get(k) == Some(v))
@@ -191,6 +228,29 @@ impl<'o, 'a> PodTemplate<'o, 'a> {
             }
         }
         out
+    }
+}
+
+/// The volume behind a path in a container (see [`PodTemplate::mounted`]).
+#[derive(Debug, Clone)]
+pub struct Mounted<'t> {
+    pub mount: &'t VolumeMount,
+    /// The pod's volume of that name, with its index in `volumes`; `None`
+    /// when the mount names no volume of the pod.
+    pub volume: Option<(usize, &'t Volume)>,
+    /// The path inside the volume; empty for the volume's root.
+    pub in_volume: String,
+}
+
+impl ContainerRef<'_> {
+    /// The container's named ports, for named `targetPort`s and probes.
+    pub fn named_ports(&self) -> Vec<(String, i32)> {
+        self.container
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| Some((p.name.clone()?, p.container_port)))
+            .collect()
     }
 }
 
@@ -383,5 +443,31 @@ data: {k: v}
     fn last_duplicate_env_wins() {
         let c = container(&[("NODE_IP", "1.1.1.1"), ("NODE_IP", "2.2.2.2")]);
         assert_eq!(env_named(&c, "NODE_IP").unwrap().0, 1);
+    }
+
+    #[test]
+    fn the_deepest_mount_decides_and_sub_path_is_inside_the_volume() {
+        let batch = crate::testkit::render(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - name: c\n      image: x\n      ports: [{name: http, containerPort: 7880}, {containerPort: 9}]\n      volumeMounts:\n        - {name: etc, mountPath: /etc/}\n        - {name: keys, mountPath: /etc/lk/keys.yaml, subPath: lk/keys.yaml}\n        - {name: gone, mountPath: /gone}\n  volumes:\n    - {name: etc, emptyDir: {}}\n    - {name: keys, secret: {secretName: s}}\n",
+        );
+        let objects = batch.objects();
+        let t = pod_template(&objects[0]).unwrap();
+        let c = &t.containers()[0];
+        let at = |file: &str| {
+            t.mounted(c.container, file)
+                .map(|m| (m.mount.name.clone(), m.volume.map(|(i, _)| i), m.in_volume))
+        };
+        assert_eq!(
+            at("/etc/lk/keys.yaml"),
+            Some(("keys".into(), Some(1), "lk/keys.yaml".into()))
+        );
+        assert_eq!(
+            at("/etc/livekit.yaml"),
+            Some(("etc".into(), Some(0), "livekit.yaml".into()))
+        );
+        // A path that only shares a prefix with a mount is not under it.
+        assert_eq!(at("/etcetera"), None);
+        assert_eq!(at("/gone/x"), Some(("gone".into(), None, "x".into())));
+        assert_eq!(c.named_ports(), [("http".to_string(), 7880)]);
     }
 }

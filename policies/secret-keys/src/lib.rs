@@ -588,42 +588,16 @@ fn key_file(
     };
     let template = e.server.template;
     let c = e.server.container.container;
-    let Some(mount) = c
-        .volume_mounts
-        .iter()
-        .flatten()
-        .filter(|m| {
-            let mp = m.mount_path.trim_end_matches('/');
-            file == mp || file.starts_with(&format!("{mp}/"))
-        })
-        .max_by_key(|m| m.mount_path.trim_end_matches('/').len())
-    else {
-        // `livekit/secrets-source` reports an unmounted `--key-file` and
-        // `key_file:`; the env var and the generated flag are ours.
-        return Some(match &set.source {
-            Source::Arg(f) if f == "key-file" => Verdict::Reported,
-            Source::Document => Verdict::Reported,
-            _ => missing(format!("no volume is mounted at {file}")),
-        });
+    let Some(mounted) = template.mounted(c, &file) else {
+        return Some(missing(format!("no volume is mounted at {file}")));
     };
-    let volumes = template.spec.volumes.as_deref().unwrap_or_default();
-    let Some((v, volume)) = volumes
-        .iter()
-        .enumerate()
-        .find(|(_, v)| v.name == mount.name)
-    else {
+    let Some((v, volume)) = mounted.volume else {
         return Some(missing(format!(
             "volumeMount {} names no volume of the pod",
-            mount.name
+            mounted.mount.name
         )));
     };
-    let mp = mount.mount_path.trim_end_matches('/');
-    let inner = file[mp.len()..].trim_start_matches('/');
-    let in_volume = match mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
-        Some(sub) if inner.is_empty() => sub.trim_matches('/').to_string(),
-        Some(sub) => format!("{}/{inner}", sub.trim_matches('/')),
-        None => inner.to_string(),
-    };
+    let in_volume = mounted.in_volume;
     if in_volume.is_empty() {
         // The key file is the volume's directory: not a case to guess at.
         return Some(Verdict::Unknown);
@@ -1420,8 +1394,8 @@ spec:
             "{}",
             f[0].message
         );
-        // LIVEKIT_KEY_FILE pointing where nothing is mounted; the
-        // `--key-file` form is left to secrets-source.
+        // LIVEKIT_KEY_FILE pointing where nothing is mounted (and the
+        // `--key-file` form alike).
         let f = run(&server(
             "          env: [{name: LIVEKIT_KEY_FILE, value: /etc/keys.yaml}]",
             "[]",
@@ -1436,13 +1410,12 @@ spec:
             )),
             vec![]
         );
-        assert_eq!(
-            run(&server(
-                "          args: [--key-file, /etc/keys.yaml]",
-                "[]"
-            )),
-            vec![]
-        );
+        let f = run(&server(
+            "          args: [--key-file, /etc/keys.yaml]",
+            "[]",
+        ));
+        assert_eq!(paths(&f), ["/spec/template/spec/containers/0/args/1"]);
+        assert!(f[0].message.contains("no volume is mounted"));
         // A CSI volume (Key Vault provider): its content is not in the render.
         assert_eq!(
             run(&server(

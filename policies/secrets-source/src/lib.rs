@@ -6,11 +6,12 @@
 //! in a manifest leaks the pair into git; a reference to another Secret
 //! drifts from the pair the server holds, and token validation fails.
 
-use k8s_openapi::api::core::v1::EnvVar;
+use k8s_openapi::api::core::v1::{Container, EnvVar};
+use lkguard_policy_sdk::effective::Effective;
 use lkguard_policy_sdk::livekit::{self, is_credential, Target};
 use lkguard_policy_sdk::model::api_group;
 use lkguard_policy_sdk::settings::{self, DEFAULT_SECRET};
-use lkguard_policy_sdk::workload::{self, ContainerRef, PodTemplate};
+use lkguard_policy_sdk::workload::{self, ContainerRef, Mounted, PodTemplate};
 use lkguard_policy_sdk::{pointer, Batch, Finding, Metadata, Object, Policy, RuleInfo};
 use serde::Deserialize;
 
@@ -112,21 +113,26 @@ impl Policy for SecretsSource {
             }
         }
         for lk in &servers {
-            let c = lk.container.container;
-            let object = lk.template.object;
-            let loader = (object.index, lk.container.path.clone());
-            for cfg in configs.iter().filter(|cfg| cfg.loaded_by.contains(&loader)) {
-                if let Some(file) = cfg
-                    .get("key_file")
-                    .and_then(|(v, _)| v.as_str().map(str::to_string))
-                {
-                    check_key_file(lk.template, &lk.container, &file, &s, &mut findings);
-                }
+            // The key file livekit-server really opens: `--key-file`, its
+            // env var or generated flag, else the config's key_file. A path
+            // with `$VAR` or `~` is expanded by livekit-server at run time;
+            // whether the server gets keys at all, and can read the file,
+            // is livekit/secret-keys'.
+            let e = Effective::build(&objects, lk.clone());
+            let file = e
+                .get("key_file")
+                .and_then(|set| set.text())
+                .map(|t| t.trim().to_string())
+                .filter(|f| f.starts_with('/') && !f.contains('$'));
+            if let Some(file) = file {
+                check_key_file(
+                    lk.template,
+                    lk.container.container,
+                    &file,
+                    &s,
+                    &mut findings,
+                );
             }
-            if let Some(file) = livekit::flag_value(c, "key-file") {
-                check_key_file(lk.template, &lk.container, &file, &s, &mut findings);
-            }
-            // Whether the server gets keys at all is livekit/secret-keys'.
         }
 
         if let Some((resource, at, origin)) = first_reference {
@@ -249,42 +255,21 @@ fn check_container(
     }
 }
 
-/// The key file must be a file of Secret `secret`, mounted into the server.
+/// The key file must be a file of Secret `secret`.
 fn check_key_file(
     template: &PodTemplate,
-    c: &ContainerRef,
+    c: &Container,
     file: &str,
     s: &Settings,
     findings: &mut Vec<Finding>,
 ) {
     let index = template.object.index;
-    let volumes = template.spec.volumes.as_deref().unwrap_or_default();
-    let mount = c
-        .container
-        .volume_mounts
-        .iter()
-        .flatten()
-        .enumerate()
-        .find(|(_, m)| {
-            let dir = m.mount_path.trim_end_matches('/');
-            file == m.mount_path
-                || file
-                    .strip_prefix(dir)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        });
-    let Some((_, mount)) = mount else {
-        findings.push(Finding::error(
-            RULE,
-            index,
-            c.path.clone(),
-            format!("livekit-server reads its keys from {file}, but container `{}` mounts no volume there", c.container.name),
-        ));
-        return;
-    };
-    let Some((v, volume)) = volumes
-        .iter()
-        .enumerate()
-        .find(|(_, v)| v.name == mount.name)
+    // Not mounted, or a mount naming no volume: the server cannot read the
+    // file at all, which livekit/secret-keys reports.
+    let Some(Mounted {
+        volume: Some((v, volume)),
+        ..
+    }) = template.mounted(c, file)
     else {
         return;
     };

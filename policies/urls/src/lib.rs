@@ -365,14 +365,7 @@ impl<'c, 'o, 'a> Ctx<'c, 'o, 'a> {
                 continue;
             }
             let labels = lk.template.labels.clone();
-            let named_ports = lk
-                .container
-                .container
-                .ports
-                .iter()
-                .flatten()
-                .filter_map(|p| Some((p.name.clone()?, p.container_port)))
-                .collect();
+            let named_ports = lk.container.named_ports();
             let e = Effective::build(objects, lk);
             let signal = e.get("port");
             servers.push(Server {
