@@ -426,7 +426,7 @@ impl Policy for ConfigSchema {
                     validated against a JSON Schema derived from the Go config structs of livekit-server {} \
                     (scripts/livekit-schema). With --disable-strict-config (the livekit Helm chart passes it) unknown \
                     keys are ignored, so they are warnings. Env overrides LIVEKIT_<PATH> are parsed by Go's strconv: \
-                    LIVEKIT_RTC_USE_EXTERNAL_IP=yes or a duration written as 5s is a startup error. Ports must be \
+                    LIVEKIT_RTC_USE_EXTERNAL_IP=yes or a duration written as 5s is a startup error; a release older than the env var (generated env since v1.3.0, booleans since v1.8.4, rtc.node_ip.ipv4 since v1.10.0, by the image tag) ignores it, a warning. Ports must be \
                     0-65535. turn.enabled needs turn.tls_port or turn.udp_port. A ConfigMap holding the config but \
                     loaded with envFrom is never read as the config. Topology: both.",
                     effective::LIVEKIT_VERSION
@@ -454,6 +454,19 @@ impl Policy for ConfigSchema {
             }
             for (g, setting) in e.overrides() {
                 check_override(g, &setting, &mut findings);
+            }
+            for (g, entry, why) in e.unread_overrides() {
+                findings.push(
+                    entry
+                        .place
+                        .warning(RULE, format!(
+                            "env {} is meant to set `{}`, but {} does not read it ({why}): it has no effect, and the config's value (or the default) applies",
+                            entry.name,
+                            g.path,
+                            e.server_version()
+                        ))
+                        .hint("set the field in the config, or run a release that reads the env var"),
+                );
             }
             check_turn(&e, &mut findings);
             check_env_from(&e, &mut findings);
@@ -497,10 +510,14 @@ spec:
 "#;
 
     fn run_with(config: &str, args: &str, env: &str) -> Vec<Finding> {
+        run_in(DEPLOY, config, args, env)
+    }
+
+    fn run_in(deploy: &str, config: &str, args: &str, env: &str) -> Vec<Finding> {
         let indented: String = config.lines().map(|l| format!("    {l}\n")).collect();
         let yaml = format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: livekit-config}}\ndata:\n  livekit.yaml: |\n{indented}{}",
-            DEPLOY.replace("ARGS", args).replace("ENV", env)
+            deploy.replace("ARGS", args).replace("ENV", env)
         );
         ConfigSchema::validate(&render(&yaml), "{}").unwrap()
     }
@@ -583,6 +600,37 @@ spec:
                 GOOD,
                 "[--config, /etc/livekit/livekit.yaml]",
                 "[{name: LIVEKIT_PORT, value: '0x1ec8'}]"
+            ),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn an_env_var_the_release_does_not_read_is_a_warning() {
+        let env = "[{name: LIVEKIT_RTC_USE_EXTERNAL_IP, value: 'false'}]";
+        let old =
+            |tag: &str| DEPLOY.replace("livekit-server:v1.13.3", &format!("livekit-server:{tag}"));
+        let f = run_in(
+            &old("v1.8.0"),
+            GOOD,
+            "[--config, /etc/livekit/livekit.yaml]",
+            env,
+        );
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0/env/0/value");
+        assert!(
+            f[0].message
+                .contains("livekit-server v1.8.0 does not read it"),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(
+            run_in(
+                &old("v1.8.4"),
+                GOOD,
+                "[--config, /etc/livekit/livekit.yaml]",
+                env
             ),
             vec![]
         );

@@ -81,7 +81,7 @@ impl Policy for NodeIp {
                     a node address), and an IP copied from another environment sends browsers to the wrong \
                     cluster. Where the Service pins its IP (spec.loadBalancerIP or the \
                     azure-load-balancer-ipv4 annotation) NODE_IP must equal it. Bases are exempt: NODE_IP is \
-                    per environment. livekit-server v1.13.3 parses NODE_IP or --node-ip (the arg wins) with mediatransportutil rtcconfig.NodeIP: one IPv4 and/or one IPv6, comma-separated; on a parse error, or when rtc.node_ip already set that family in the YAML, the value is dropped without a word (cmd/server getConfig). Topology load-balancer: applies. host-network: does not apply (no LoadBalancer IP to advertise)."
+                    per environment. livekit-server v1.13.3 parses NODE_IP or --node-ip (the arg wins) with mediatransportutil rtcconfig.NodeIP: one IPv4 and/or one IPv6, comma-separated; on a parse error, or when rtc.node_ip already set that family in the YAML, the value is dropped without a word (cmd/server getConfig). Before v1.10.0 (judged by the image tag) rtc.node_ip was one address and NODE_IP replaced it outright, so the comma form is not read and a config value only matters without NODE_IP. Topology load-balancer: applies. host-network: does not apply (no LoadBalancer IP to advertise)."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({
@@ -114,8 +114,17 @@ impl Policy for NodeIp {
 
 /// Where NODE_IP's literal value comes from: (resource, pointer, value).
 enum Source {
-    Literal(u32, String, String),
+    /// Resource, pointer, value, and the server's release (from its tag).
+    Literal(u32, String, String, Option<(u32, u32, u32)>),
     Done,
+}
+
+/// Before v1.10.0, `rtc.node_ip` was a plain string and `--node-ip`/NODE_IP
+/// replaced it outright (cmd/server getConfig, upstream @03fc9501); since,
+/// it is `{ipv4, ipv6}` parsed from `ipv4,ipv6` text, and NODE_IP cannot
+/// replace an IPv4 the config already set.
+fn struct_node_ip(version: Option<(u32, u32, u32)>) -> bool {
+    version.is_none_or(|v| v >= (1, 10, 0))
 }
 
 fn resolve(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding>) -> Source {
@@ -131,7 +140,9 @@ fn resolve(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding
             .iter()
             .find_map(|p| e.generated_override(p))
     });
-    if let Some(preset) = preset {
+    // An older release lets NODE_IP replace the config's value.
+    let replaced = !struct_node_ip(e.version) && e.named_override("rtc.node_ip").is_some();
+    if let Some(preset) = preset.filter(|_| !replaced) {
         if let Some(place) = &preset.place {
             let shown = preset.text().unwrap_or_default();
             let ignored = match e.named_override("rtc.node_ip") {
@@ -175,7 +186,7 @@ fn resolve(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding
         return Source::Done;
     };
     match &setting.raw {
-        Raw::Text(text) => Source::Literal(place.resource, place.path, text.clone()),
+        Raw::Text(text) => Source::Literal(place.resource, place.path, text.clone(), e.version),
         Raw::Unknown(why) if why.starts_with("fieldRef") => {
             let field = why.trim_start_matches("fieldRef ");
             findings.push(
@@ -213,9 +224,17 @@ fn check_container(
     findings: &mut Vec<Finding>,
     advertised: &mut Vec<Advertised>,
 ) {
-    let Source::Literal(resource, at, value) = resolve(lk, objects, findings) else {
+    let Source::Literal(resource, at, value, version) = resolve(lk, objects, findings) else {
         return;
     };
+    if !struct_node_ip(version) && value.contains(',') {
+        let (a, b, c) = version.unwrap_or_default();
+        findings.push(
+            Finding::error(RULE, resource, at, format!("NODE_IP lists more than one address, but livekit-server v{a}.{b}.{c} takes NODE_IP as one address (the `ipv4,ipv6` form is read since v1.10.0), so it advertises no usable address"))
+                .hint("set NODE_IP to the livekit-rtc LoadBalancer EXTERNAL-IP alone, or run livekit-server v1.10.0 or later"),
+        );
+        return;
+    }
     let parsed = match parse_node_ip(&value) {
         Ok(p) => p,
         Err(why) => {
@@ -319,7 +338,7 @@ spec:
     spec:
       containers:
         - name: livekit
-          image: livekit/livekit-server:v1.9.1
+          image: livekit/livekit-server:v1.13.3
 {env}
 ---
 apiVersion: v1
@@ -460,5 +479,27 @@ spec:
             "{}",
             f[0].message
         );
+    }
+
+    #[test]
+    fn before_v1_10_node_ip_replaces_the_config_and_is_one_address() {
+        let v19 = |y: String| y.replace("livekit-server:v1.13.3", "livekit-server:v1.9.1");
+        let cm = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: lk, namespace: memql}\ndata:\n  livekit.yaml: |\n    rtc:\n      use_external_ip: false\n      node_ip: 20.61.99.21\n";
+        let e = "          args: [--config, /etc/livekit/livekit.yaml]\n          volumeMounts: [{name: c, mountPath: /etc/livekit}]\n          env: [{name: NODE_IP, value: 20.61.14.7}]\n      volumes: [{name: c, configMap: {name: lk}}]";
+        // NODE_IP (the LoadBalancer IP) replaces the config's value.
+        assert_eq!(run(&v19(format!("{}{cm}", deploy(e)))), vec![]);
+        // Without NODE_IP the config's value is what every env advertises.
+        let without = e.replace("\n          env: [{name: NODE_IP, value: 20.61.14.7}]", "");
+        let f = run(&v19(format!("{}{cm}", deploy(&without))));
+        assert_eq!(f[0].embedded_path.as_deref(), Some("/rtc/node_ip"), "{f:?}");
+        // The `ipv4,ipv6` form is not read before v1.10.0.
+        let f = run(&v19(deploy(&env("value: \"20.61.14.7,2001:db8::7\""))));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].message.contains("v1.9.1 takes NODE_IP as one address"),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(run(&v19(deploy(&env("value: 20.61.14.7")))), vec![]);
     }
 }

@@ -20,6 +20,7 @@ use serde_yaml::Value as Yaml;
 use crate::env::{self, ContainerEnv, EnvEntry, EnvValue, Via, Word};
 use crate::flags::{self, Flag};
 use crate::goyaml::{self, GoBool};
+use crate::image;
 use crate::livekit::{self, ConfigSource, LivekitConfig, LivekitContainer};
 use crate::model::Object;
 use crate::place::Place;
@@ -310,6 +311,9 @@ pub struct Effective<'t, 'o, 'a> {
     pub words: Vec<Word>,
     pub flags: Vec<Flag>,
     pub document: Document<'o, 'a>,
+    /// The release the container's image tag names; `None` (`latest`, a
+    /// digest alone) is judged as [`LIVEKIT_VERSION`].
+    pub version: Option<(u32, u32, u32)>,
 }
 
 fn is_bool_flag(name: &str) -> bool {
@@ -326,13 +330,53 @@ impl<'t, 'o, 'a> Effective<'t, 'o, 'a> {
         let words = env::command_line(object, &server.container.path, c, &env);
         let flags = flags::parse(&words, is_bool_flag);
         let document = document(objects, &server, &env, &flags);
+        let version = c.image.as_deref().and_then(|i| image::parse(i).version());
         Effective {
             server,
             env,
             words,
             flags,
             document,
+            version,
         }
+    }
+
+    /// `livekit-server v1.9.1`, or the schema's version when the tag names
+    /// none, for messages that depend on the release.
+    pub fn server_version(&self) -> String {
+        match self.version {
+            Some((a, b, c)) => format!("livekit-server v{a}.{b}.{c}"),
+            None => format!("livekit-server {LIVEKIT_VERSION}"),
+        }
+    }
+
+    /// Why this release reads no env var for generated field `g`, if it
+    /// does not (CHANGELOG: generated flags and their env since 1.3.0,
+    /// booleans from env since 1.8.4 (#3382), `rtc.node_ip` a struct with
+    /// `ipv4`/`ipv6` since 1.10.0).
+    pub fn unread_env(&self, g: &Generated) -> Option<&'static str> {
+        let v = self.version?;
+        if v < (1, 3, 0) {
+            Some("generated config env vars exist since v1.3.0")
+        } else if g.kind == Kind::Bool && v < (1, 8, 4) {
+            Some("boolean config env vars are read since v1.8.4")
+        } else if g.path.starts_with("rtc.node_ip.") && v < (1, 10, 0) {
+            Some("rtc.node_ip has ipv4/ipv6 members since v1.10.0")
+        } else {
+            None
+        }
+    }
+
+    /// Env vars named for a generated field that this release does not
+    /// read, with the reason: set, and without effect.
+    pub fn unread_overrides(&self) -> Vec<(&'static Generated, &EnvEntry, &'static str)> {
+        self.env
+            .iter()
+            .filter_map(|e| {
+                let g = generated_by_env(&e.name)?;
+                Some((g, e, self.unread_env(g)?))
+            })
+            .collect()
     }
 
     pub fn object(&self) -> &'o Object<'a> {
@@ -370,7 +414,8 @@ impl<'t, 'o, 'a> Effective<'t, 'o, 'a> {
     /// The env var or flag set for a generated config field, if any.
     pub fn generated_override(&self, path: &str) -> Option<Setting> {
         let g = generated(path)?;
-        self.flag_or_env(path, Some(g.env))
+        let env = self.unread_env(g).is_none().then_some(g.env);
+        self.flag_or_env(path, env)
     }
 
     /// The named flag (or its env var) given for a config field, if any.
@@ -843,6 +888,44 @@ data:
             // UDP_PORT is a named flag and a bare LIVEKIT_RTC_UDP_PORT is
             // read by nothing: neither is a generated override.
             assert_eq!(got, expected);
+        });
+    }
+
+    #[test]
+    fn a_release_before_a_generated_env_var_does_not_read_it() {
+        let yaml = format!(
+            "{CM}{}",
+            deploy(
+                "          args: [--config, /etc/livekit/livekit.yaml]\n          volumeMounts: [{name: cfg, mountPath: /etc/livekit}]\n          env: [{name: LIVEKIT_RTC_USE_EXTERNAL_IP, value: 'true'}, {name: LIVEKIT_PORT, value: '7001'}]",
+                "[{name: cfg, configMap: {name: livekit-config}}]"
+            )
+        );
+        let at =
+            |tag: &str| yaml.replace("livekit-server:v1.13.3", &format!("livekit-server:{tag}"));
+        with(&at("v1.8.3"), |e| {
+            assert_eq!(e.server_version(), "livekit-server v1.8.3");
+            let s = e.get("rtc.use_external_ip").unwrap();
+            assert_eq!((s.bool(), s.source), (Ok(Some(false)), Source::Document));
+            // Numbers were read from env long before.
+            assert_eq!(e.get("port").unwrap().text().as_deref(), Some("7001"));
+            let unread: Vec<&str> = e
+                .unread_overrides()
+                .iter()
+                .map(|(g, _, _)| g.path)
+                .collect();
+            assert_eq!(unread, ["rtc.use_external_ip"]);
+        });
+        with(&at("v1.8.4"), |e| {
+            assert_eq!(e.get("rtc.use_external_ip").unwrap().bool(), Ok(Some(true)));
+            assert!(e.unread_overrides().is_empty());
+        });
+        with(&at("v1.2.0"), |e| {
+            assert_eq!(e.get("port").unwrap().source, Source::Document);
+            assert_eq!(e.unread_overrides().len(), 2);
+        });
+        // No release in the tag: the schema's.
+        with(&at("latest"), |e| {
+            assert_eq!(e.get("rtc.use_external_ip").unwrap().bool(), Ok(Some(true)));
         });
     }
 

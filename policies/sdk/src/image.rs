@@ -36,6 +36,20 @@ impl ImageRef<'_> {
     }
 }
 
+impl ImageRef<'_> {
+    /// The release a tag names: `v1.9.1`, `1.9.1`, `v1.13.3-rc1` (the
+    /// pre-release suffix ignored). `None` for `latest`, a digest alone, or
+    /// anything else: the caller then assumes the newest behaviour it knows.
+    pub fn version(&self) -> Option<(u32, u32, u32)> {
+        let tag = self.tag?;
+        let tag = tag.strip_prefix('v').unwrap_or(tag);
+        let core = tag.split(['-', '+']).next()?;
+        let mut parts = core.split('.').map(|p| p.parse::<u32>().ok());
+        let version = (parts.next()??, parts.next()??, parts.next()??);
+        parts.next().is_none().then_some(version)
+    }
+}
+
 /// Why a digest is not a usable pin, or `None` when it is one.
 pub fn digest_problem(digest: &str) -> Option<String> {
     let Some(hex) = digest.strip_prefix("sha256:") else {
@@ -89,5 +103,22 @@ mod tests {
         assert!(digest_problem(&format!("sha256:{}", "a".repeat(63))).is_some());
         assert!(digest_problem(&format!("sha256:{}", "A".repeat(64))).is_some());
         assert!(digest_problem(&format!("sha512:{}", "a".repeat(128))).is_some());
+    }
+
+    #[test]
+    fn versions_come_from_release_tags_only() {
+        let v = |i: &str| parse(i).version();
+        assert_eq!(v("livekit/livekit-server:v1.9.1"), Some((1, 9, 1)));
+        assert_eq!(
+            v("livekit/livekit-server:1.13.3@sha256:ab"),
+            Some((1, 13, 3))
+        );
+        assert_eq!(
+            v("reg:5000/livekit/livekit-server:v1.8.4-rc1"),
+            Some((1, 8, 4))
+        );
+        assert_eq!(v("livekit/livekit-server:latest"), None);
+        assert_eq!(v("livekit/livekit-server:v1.9"), None);
+        assert_eq!(v("livekit/livekit-server@sha256:ab"), None);
     }
 }
