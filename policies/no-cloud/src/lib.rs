@@ -8,6 +8,7 @@
 //! development overlay that points at LiveKit Cloud on purpose is exempted
 //! in `lkguard.yaml` by overlay path, and reported like every exemption.
 
+use k8s_openapi::api::core::v1::Secret;
 use lkguard_policy_sdk::livekit::{self, Target};
 use lkguard_policy_sdk::place::Place;
 use lkguard_policy_sdk::{pointer, settings, workload, Batch, Finding, Metadata, Policy, RuleInfo};
@@ -49,13 +50,27 @@ pub fn cloud_host(text: &str) -> Option<String> {
 }
 
 fn finding(place: Place, host: &str, what: &str) -> Finding {
+    let host = format!(" ({host})");
+    cloud_finding(place, &host, what)
+}
+
+/// `host` is ` (name)`, or empty where the value is a Secret's and so never
+/// quoted, not even in part.
+fn cloud_finding(place: Place, host: &str, what: &str) -> Finding {
     place
-        .error(RULE, format!("{what} points at LiveKit Cloud ({host}): this deployment is self-hosted, and calls (and the API key that signs their tokens) would go to a third party"))
+        .error(RULE, format!("{what} points at LiveKit Cloud{host}: this deployment is self-hosted, and calls (and the API key that signs their tokens) would go to a third party"))
         .hint("point it at the in-cluster livekit-server (or its public wss URL); exempt a local-development overlay by path in lkguard.yaml")
 }
 
-/// Walks a JSON value; `at` is its pointer.
-fn walk_json(v: &Value, at: &str, resource: u32, embedded_ok: bool, out: &mut Vec<Finding>) {
+/// Walks a JSON value; `at` is its pointer. `quote`: whether a message may
+/// name the host (not inside a Secret).
+fn walk_json(
+    v: &Value,
+    at: &str,
+    resource: u32,
+    (embedded_ok, quote): (bool, bool),
+    out: &mut Vec<Finding>,
+) {
     match v {
         Value::String(s) => {
             if !s.contains(DOMAIN) && !s.to_ascii_lowercase().contains(DOMAIN) {
@@ -75,7 +90,16 @@ fn walk_json(v: &Value, at: &str, resource: u32, embedded_ok: bool, out: &mut Ve
                 }
             }
             if let Some(host) = cloud_host(s) {
-                out.push(finding(Place::new(resource, at), &host, &describe(at)));
+                let host = if quote {
+                    format!(" ({host})")
+                } else {
+                    String::new()
+                };
+                out.push(cloud_finding(
+                    Place::new(resource, at),
+                    &host,
+                    &describe(at),
+                ));
             }
         }
         Value::Array(items) => {
@@ -84,14 +108,20 @@ fn walk_json(v: &Value, at: &str, resource: u32, embedded_ok: bool, out: &mut Ve
                     item,
                     &pointer::push(at, i.to_string()),
                     resource,
-                    embedded_ok,
+                    (embedded_ok, quote),
                     out,
                 );
             }
         }
         Value::Object(map) => {
             for (k, item) in map {
-                walk_json(item, &pointer::push(at, k), resource, embedded_ok, out);
+                walk_json(
+                    item,
+                    &pointer::push(at, k),
+                    resource,
+                    (embedded_ok, quote),
+                    out,
+                );
             }
         }
         _ => {}
@@ -163,7 +193,7 @@ impl Policy for NoCloud {
                     credential. A <project>.livekit.cloud URL in an env value, a ConfigMap key or the embedded \
                     livekit config sends calls, and the API key that signs their tokens, to a third party, and \
                     it works, so nothing breaks to tell you. Every string of every object of a deployable \
-                    render is read (Secret stringData included; base64 Secret data is not decoded). A local \
+                    render is read (Secret stringData included, and Secret data decoded from base64). A local \
                     development overlay that uses LiveKit Cloud on purpose is exempted in lkguard.yaml by \
                     overlay path (exemptions: - rule: livekit/no-cloud, overlay: overlays/local-dev), and \
                     reported as exempted like every exemption. Bases are not deployable and not judged. Topology: both."
@@ -180,6 +210,22 @@ impl Policy for NoCloud {
             if !object.origin.deployable {
                 continue;
             }
+            // A Secret's `data` is base64: decoded (k8s-openapi's ByteString),
+            // so an encoded URL is read like a stringData one.
+            if object.is("", "Secret") {
+                let secret = object.typed::<Secret>().unwrap_or_default();
+                for (k, bytes) in secret.data.iter().flatten() {
+                    let text = String::from_utf8_lossy(&bytes.0);
+                    if cloud_host(&text).is_some() {
+                        let at = pointer::push("/data", k);
+                        findings.push(cloud_finding(
+                            Place::new(object.index, at),
+                            "",
+                            &format!("Secret key `{k}` (base64-decoded)"),
+                        ));
+                    }
+                }
+            }
             // Cheap first: most objects never mention the domain.
             if !object.resource.json.to_ascii_lowercase().contains(DOMAIN) {
                 continue;
@@ -195,7 +241,8 @@ impl Policy for NoCloud {
                     && data
                         .values()
                         .any(|t| livekit::looks_like_config_text(t) || t.contains('\n'));
-                walk_json(item, &at, object.index, embedded_ok, &mut findings);
+                let quote = !object.is("", "Secret");
+                walk_json(item, &at, object.index, (embedded_ok, quote), &mut findings);
             }
         }
         Ok(findings)
@@ -274,5 +321,19 @@ spec:
             "ws://livekit.memql.svc.cluster.local:7880",
         );
         assert!(NoCloud::validate(&render(&clean), "{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn base64_secret_data_is_decoded_and_never_quoted() {
+        let y2 = "apiVersion: v1\nkind: Secret\nmetadata: {name: agent}\nstringData: {LIVEKIT_URL: 'wss://acme-x7.livekit.cloud'}\n";
+        let f = NoCloud::validate(&render(y2), "{}").unwrap();
+        assert_eq!(f[0].path, "/stringData/LIVEKIT_URL");
+        assert!(!f[0].message.contains("acme"), "{}", f[0].message);
+        // "wss://acme-x7.livekit.cloud" in base64.
+        let y = "apiVersion: v1\nkind: Secret\nmetadata: {name: agent}\ndata: {LIVEKIT_URL: d3NzOi8vYWNtZS14Ny5saXZla2l0LmNsb3Vk, other: aGVsbG8=}\n";
+        let f = NoCloud::validate(&render(y), "{}").unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "/data/LIVEKIT_URL");
+        assert!(!f[0].message.contains("acme"), "{}", f[0].message);
     }
 }
