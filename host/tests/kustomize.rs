@@ -411,3 +411,45 @@ fn host_network_topology_judges_the_helm_charts_design() {
         assert_eq!(out.status.code(), Some(1), "{overlay}");
     }
 }
+
+/// A ConfigMap made by `configMapGenerator`: a finding about one of its keys
+/// points where the generator read it (the `literals:` item, the line of an
+/// `envs:` file, or inside a `files:` file), not at the generator entry.
+#[test]
+fn generated_config_maps_point_into_their_sources() {
+    let t = "fixtures/kustomize/generated-config/overlays";
+    let out = lkguard(&["check", "--format", "json", &format!("{t}/clean")]);
+    assert_eq!(json(&out)["findings"], serde_json::json!([]));
+    assert_eq!(out.status.code(), Some(0));
+    let cases = [
+        (
+            "env-literal",
+            "livekit/use-external-ip",
+            format!("{t}/env-literal/kustomization.yaml"),
+            "- LIVEKIT_RTC_USE_EXTERNAL_IP=true",
+        ),
+        (
+            "env-file",
+            "livekit/use-external-ip",
+            format!("{t}/env-file/livekit.env"),
+            "LIVEKIT_RTC_USE_EXTERNAL_IP=true",
+        ),
+        (
+            "config-file",
+            "livekit/config-schema",
+            format!("{t}/config-file/livekit-config.yaml"),
+            "tcp_prot: 7881",
+        ),
+    ];
+    for (overlay, rule, file, needle) in cases {
+        let out = lkguard(&["check", "--format", "json", &format!("{t}/{overlay}")]);
+        let doc = json(&out);
+        assert_eq!(
+            places(&doc),
+            [place(rule, &file, line_of(&file, needle))],
+            "{overlay}: {doc:#}"
+        );
+        assert_eq!(doc["findings"][0]["exact"], true, "{overlay}");
+        assert_eq!(out.status.code(), Some(1), "{overlay}");
+    }
+}

@@ -62,6 +62,11 @@ pub fn locate(
             let k = loaded.source(kfile)?;
             let kvalue = &loaded.files[k].documents.first()?.value;
             let at = generator_entry(kvalue, rendered).unwrap_or_default();
+            if let Some(loc) =
+                in_generator_source(loaded, (k, kfile, kvalue), &at, pointer, embedded)
+            {
+                return Some(loc);
+            }
             let mut loc = locate::in_document(loaded, k, 0, &at, None)?;
             loc.exact = false;
             Some(loc)
@@ -334,6 +339,87 @@ fn generator_entry(k: &Value, rendered: &Value) -> Option<String> {
         )
     })?;
     Some(format!("/{field}/{i}"))
+}
+
+/// A key of a generated ConfigMap (`/data/KEY`) where its generator wrote
+/// it: the `literals:` item, the line of an `envs:` file, or the file of a
+/// `files:` item, pointed into with `embedded` when the key holds YAML (a
+/// livekit.yaml kept as its own file is the common way to ship one).
+fn in_generator_source(
+    loaded: &Loaded,
+    (k, kfile, kvalue): (usize, &Path, &Value),
+    entry_at: &str,
+    pointer: &str,
+    embedded: Option<&str>,
+) -> Option<Location> {
+    let i: usize = entry_at
+        .strip_prefix("/configMapGenerator/")?
+        .parse()
+        .ok()?;
+    let key = lkguard_policy_sdk::pointer::unescape(
+        pointer
+            .strip_prefix("/data/")
+            .or_else(|| pointer.strip_prefix("/binaryData/"))?,
+    );
+    let entry = kvalue.pointer(entry_at)?;
+    if let Some(j) = entry
+        .get("literals")
+        .and_then(Value::as_array)
+        .and_then(|l| {
+            l.iter().position(|lit| {
+                lit.as_str()
+                    .and_then(|t| t.split_once('='))
+                    .is_some_and(|(name, _)| name.trim() == key)
+            })
+        })
+    {
+        return locate::in_document(loaded, k, 0, &format!("{entry_at}/literals/{j}"), None);
+    }
+    let dir = kfile.parent()?;
+    for source in super::tree::generator_sources(kvalue).filter(|g| g.entry == i) {
+        let Some(f) = loaded.source(&dir.join(source.path)) else {
+            continue;
+        };
+        let file = &loaded.files[f];
+        match source.key {
+            Some(k) if k == key => {
+                if file.documents.is_empty() {
+                    return whole_line(loaded, f, 0, false);
+                }
+                return locate::in_document(loaded, f, 0, embedded.unwrap_or(""), None);
+            }
+            Some(_) => {}
+            None => {
+                let mut offset = 0;
+                for line in file.text.split_inclusive('\n') {
+                    let trimmed = line.trim_start();
+                    if !trimmed.starts_with('#')
+                        && trimmed
+                            .split_once('=')
+                            .is_some_and(|(name, _)| name.trim() == key)
+                    {
+                        return whole_line(loaded, f, offset + line.len() - trimmed.len(), true);
+                    }
+                    offset += line.len();
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A location at `offset` of a source file, to the end of its line.
+fn whole_line(loaded: &Loaded, f: usize, offset: usize, exact: bool) -> Option<Location> {
+    let file = loaded.files.get(f)?;
+    let (line, col) = file.line_col(offset);
+    Some(Location {
+        file: f,
+        line,
+        col,
+        offset,
+        len: locate::Lines::of(file).rest_of_line(offset),
+        exact,
+    })
 }
 
 /// List items that strategic merge matches by a key rather than by position.

@@ -77,9 +77,12 @@ fn paths_in<'v>(
         })
 }
 
-/// The files a kustomization uses as patches (canonical paths). Inline
-/// patches are not files and are read from the kustomization itself.
-pub fn patch_files(kustomization: &Path) -> Vec<PathBuf> {
+/// The files a kustomization reads besides resources, canonical: its patch
+/// files (inline patches are read from the kustomization itself), and the
+/// files its `configMapGenerator` reads, so a finding about a field they set
+/// can point into them. `secretGenerator` files are left out on purpose:
+/// pointing into them would show secret text.
+pub fn source_files(kustomization: &Path) -> Vec<PathBuf> {
     let dir = kustomization.parent().unwrap_or(Path::new("."));
     let value = std::fs::read_to_string(kustomization)
         .ok()
@@ -90,8 +93,69 @@ pub fn patch_files(kustomization: &Path) -> Vec<PathBuf> {
         &["patches", "patchesStrategicMerge", "patchesJson6902"],
     )
     .filter(|p| !p.contains('\n'))
+    .chain(generator_sources(&value).map(|g| g.path))
     .filter_map(|p| dir.join(p).canonicalize().ok())
     .collect()
+}
+
+/// One file a `configMapGenerator` entry reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratorSource<'v> {
+    /// Index of the entry in `configMapGenerator`.
+    pub entry: usize,
+    /// The key a `files:` item becomes (its `KEY=` prefix, else the file
+    /// name); `None` for an `envs:` file, whose `KEY=value` lines are keys.
+    pub key: Option<&'v str>,
+    pub path: &'v str,
+}
+
+fn strings<'v>(entry: &'v Value, field: &str) -> Vec<&'v str> {
+    entry
+        .get(field)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// Every file source of the `configMapGenerator` entries: `files:` items
+/// and `envs:` (and the older `env:`) files.
+pub fn generator_sources(kustomization: &Value) -> impl Iterator<Item = GeneratorSource<'_>> {
+    kustomization
+        .get("configMapGenerator")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .flat_map(move |(entry, e)| {
+            let files = strings(e, "files").into_iter().map(move |f| {
+                let (key, path) = match f.split_once('=') {
+                    Some((k, p)) => (k, p),
+                    None => (
+                        Path::new(f)
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .unwrap_or(f),
+                        f,
+                    ),
+                };
+                GeneratorSource {
+                    entry,
+                    key: Some(key),
+                    path,
+                }
+            });
+            let envs = strings(e, "envs")
+                .into_iter()
+                .chain(e.get("env").and_then(Value::as_str))
+                .map(move |path| GeneratorSource {
+                    entry,
+                    key: None,
+                    path,
+                });
+            files.chain(envs)
+        })
 }
 
 /// Every kustomization below a directory, plus any outside it that one of

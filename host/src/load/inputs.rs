@@ -378,7 +378,7 @@ fn add_render(
         .cloned()
         .collect();
     for k in kustomizations {
-        wanted.extend(crate::kustomize::tree::patch_files(&k));
+        wanted.extend(crate::kustomize::tree::source_files(&k));
     }
     for path in wanted {
         add_source(loaded, &path);
@@ -401,9 +401,9 @@ fn add_source(loaded: &mut Loaded, path: &Path) {
     if text.len() > MAX_FILE_BYTES {
         return;
     }
-    let Ok(documents) = documents::parse(&text) else {
-        return;
-    };
+    // A generator's env file (`KEY=value` lines) need not be YAML: kept
+    // as text to point into by line.
+    let documents = documents::parse(&text).unwrap_or_default();
     loaded
         .sources
         .insert(path.to_path_buf(), loaded.files.len());
