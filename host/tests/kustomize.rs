@@ -440,6 +440,13 @@ fn generated_config_maps_point_into_their_sources() {
             format!("{t}/config-file/livekit-config.yaml"),
             "tcp_prot: 7881",
         ),
+        // The envFrom a patch adds names the ConfigMap unhashed.
+        (
+            "env-from-hashed",
+            "livekit/config-schema",
+            format!("{t}/env-from-hashed/patches/livekit-env-from.yaml"),
+            "- configMapRef:",
+        ),
     ];
     for (overlay, rule, file, needle) in cases {
         let out = lkguard(&["check", "--format", "json", &format!("{t}/{overlay}")]);

@@ -411,6 +411,25 @@ fn check_env_from(e: &Effective, findings: &mut Vec<Finding>) {
     }
 }
 
+/// An `envFrom` naming a ConfigMap or Secret that kustomize generated
+/// under a hashed name and did not rewrite the reference to: the object the
+/// container asks for will not exist, and the kubelet refuses to start it.
+fn check_renamed_env_from(e: &Effective, findings: &mut Vec<Finding>) {
+    for u in e.env.unknown_sources.iter().filter(|u| !u.optional) {
+        let Some(renamed) = &u.renamed else { continue };
+        findings.push(
+            u.place
+                .error(RULE, format!(
+                    "container `{}` loads {} {} with envFrom, which the render does not hold: kustomize generated it as {renamed} (with a content hash) and did not rewrite this reference, so the container fails with CreateContainerConfigError",
+                    e.container_name(),
+                    u.kind,
+                    u.name
+                ))
+                .hint("add the envFrom in the base (kustomize rewrites references it sees before generating), or set options.disableNameSuffixHash: true on the generator"),
+        );
+    }
+}
+
 impl Policy for ConfigSchema {
     fn metadata() -> Metadata {
         Metadata {
@@ -428,7 +447,7 @@ impl Policy for ConfigSchema {
                     keys are ignored, so they are warnings. Env overrides LIVEKIT_<PATH> are parsed by Go's strconv: \
                     LIVEKIT_RTC_USE_EXTERNAL_IP=yes or a duration written as 5s is a startup error; a release older than the env var (generated env since v1.3.0, booleans since v1.8.4, rtc.node_ip.ipv4 since v1.10.0, by the image tag) ignores it, a warning. Ports must be \
                     0-65535. turn.enabled needs turn.tls_port or turn.udp_port. A ConfigMap holding the config but \
-                    loaded with envFrom is never read as the config. Topology: both.",
+                    loaded with envFrom is never read as the config; an envFrom naming a ConfigMap that kustomize generated under a hashed name (a reference it did not rewrite) stops the container. Topology: both.",
                     effective::LIVEKIT_VERSION
                 ),
             }],
@@ -470,6 +489,7 @@ impl Policy for ConfigSchema {
             }
             check_turn(&e, &mut findings);
             check_env_from(&e, &mut findings);
+            check_renamed_env_from(&e, &mut findings);
         }
         // Configs no server in the batch loads (a base, or a ConfigMap at
         // admission): judged as the strict default would.
@@ -632,6 +652,36 @@ spec:
                 "[--config, /etc/livekit/livekit.yaml]",
                 env
             ),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn an_env_from_kustomize_did_not_rename_stops_the_container() {
+        let y = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: livekit-env-8d4bg9b877}}\ndata: {{LOG_FORMAT: json}}\n---\n{}",
+            DEPLOY
+                .replace("ARGS", "[]")
+                .replace("          env: ENV\n", "          envFrom: [{configMapRef: {name: livekit-env}}]\n")
+        );
+        let f = ConfigSchema::validate(&render(&y), "{}").unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0/envFrom/0");
+        assert!(
+            f[0].message.contains("livekit-env-8d4bg9b877"),
+            "{}",
+            f[0].message
+        );
+        // optional: true leaves the variables unset instead.
+        let optional = y.replace("name: livekit-env}", "name: livekit-env, optional: true}");
+        assert_eq!(
+            ConfigSchema::validate(&render(&optional), "{}").unwrap(),
+            vec![]
+        );
+        // Another name with a suffix is not kustomize's hash.
+        let other = y.replace("livekit-env-8d4bg9b877", "livekit-env-extra");
+        assert_eq!(
+            ConfigSchema::validate(&render(&other), "{}").unwrap(),
             vec![]
         );
     }

@@ -664,6 +664,16 @@ fn resolve_file<'o, 'a>(
                 && o.same_namespace(object)
                 && o.origin == object.origin
         }) else {
+            // When the render holds a generated `name-<hash>` of it,
+            // nothing else will create `name`: the volume cannot be
+            // mounted and the pod does not start.
+            if let Some(renamed) = env::renamed_by_kustomize(objects, object, "ConfigMap", &name) {
+                return unresolved(
+                    format!("its volume names ConfigMap {name}, which the render does not hold: kustomize generated it as {renamed} (with a content hash) and did not rewrite this reference, so the volume cannot be mounted and the pod does not start"),
+                    true,
+                    false,
+                );
+            }
             continue;
         };
         let data = workload::config_map_data(cm);
@@ -808,6 +818,25 @@ data:
                 "{:?}",
                 e.document
             )
+        });
+    }
+
+    #[test]
+    fn a_volume_naming_an_unhashed_generated_config_map_is_missing() {
+        let yaml = format!(
+            "{}{}",
+            CM.replace("name: livekit-config}", "name: livekit-config-8d4bg9b877}"),
+            deploy(
+                "          args: [--config, /etc/livekit/livekit.yaml]\n          volumeMounts: [{name: cfg, mountPath: /etc/livekit}]",
+                "[{name: cfg, configMap: {name: livekit-config}}]"
+            )
+        );
+        with(&yaml, |e| match &e.document {
+            Document::Unresolved { missing, why, .. } => {
+                assert!(*missing);
+                assert!(why.contains("livekit-config-8d4bg9b877"), "{why}");
+            }
+            other => panic!("{other:?}"),
         });
     }
 

@@ -65,6 +65,12 @@ pub struct UnknownSource {
     pub name: String,
     pub prefix: String,
     pub place: Place,
+    /// The render's `name-<hash>` of a generated object this reference
+    /// should have named (see [`renamed_by_kustomize`]).
+    pub renamed: Option<String>,
+    /// `optional: true`: a missing object leaves the variables unset
+    /// instead of stopping the container.
+    pub optional: bool,
 }
 
 /// The environment the kubelet builds for one container.
@@ -143,6 +149,35 @@ fn find<'o, 'a>(
     objects.iter().find(|o| {
         o.is(group, kind) && o.name() == name && o.same_namespace(near) && o.origin == near.origin
     })
+}
+
+/// The name kustomize gave a generated object `name` (`name-<10 char
+/// hash>`) when the render holds that and not `name` itself: a reference
+/// kustomize did not rewrite (one added by a patch of the same
+/// kustomization), which names an object that will not exist.
+pub fn renamed_by_kustomize<'o>(
+    objects: &'o [Object],
+    near: &Object,
+    kind: &str,
+    name: &str,
+) -> Option<&'o str> {
+    if find(objects, near, "", kind, name).is_some() {
+        return None;
+    }
+    objects
+        .iter()
+        .filter(|o| o.is("", kind) && o.same_namespace(near) && o.origin == near.origin)
+        .map(|o| o.name())
+        .find(|n| {
+            n.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|hash| {
+                    hash.len() == 10
+                        && hash
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                })
+        })
 }
 
 /// The data keys a Secret will hold: its own `data`/`stringData` when it is in
@@ -233,6 +268,9 @@ pub fn container_env(
                     name: r.name.clone(),
                     prefix,
                     place: at,
+                    renamed: renamed_by_kustomize(objects, object, "ConfigMap", &r.name)
+                        .map(str::to_string),
+                    optional: r.optional == Some(true),
                 }),
             }
         } else if let Some(r) = &from.secret_ref {
@@ -260,6 +298,9 @@ pub fn container_env(
                     name: r.name.clone(),
                     prefix,
                     place: at,
+                    renamed: renamed_by_kustomize(objects, object, "Secret", &r.name)
+                        .map(str::to_string),
+                    optional: r.optional == Some(true),
                 }),
             }
         }
