@@ -22,7 +22,7 @@ pub struct SyntaxError {
 /// `null` so document indexes stay aligned between the two parsers.
 pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
     let indexes = spans::index(text).map_err(|e| match e {
-        spans::IndexError::Syntax(e) => SyntaxError { message: explain(e.info()), offset: e.marker().index() },
+        spans::IndexError::Syntax(e, offset) => SyntaxError { message: explain(e.info()), offset },
         spans::IndexError::DuplicateKey { key, at } => SyntaxError {
             message: format!("duplicate key `{key}`: Kubernetes rejects it, and a YAML reader that keeps the last one hides the first"),
             offset: at.offset,

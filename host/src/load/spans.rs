@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
 
 /// A position in a file.
@@ -19,16 +19,6 @@ pub struct Mark {
     pub line: usize,
     /// 1-based, in characters.
     pub col: usize,
-}
-
-impl From<Marker> for Mark {
-    fn from(m: Marker) -> Self {
-        Mark {
-            offset: m.index(),
-            line: m.line(),
-            col: m.col() + 1,
-        }
-    }
 }
 
 /// Block scalars keep their text line for line, so a position inside the
@@ -194,9 +184,9 @@ impl Builder {
     }
 }
 
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, marker: Marker) {
-        let mark = Mark::from(marker);
+impl Builder {
+    /// One parser event, at its position (a byte offset already).
+    fn event(&mut self, ev: Event, mark: Mark) {
         match ev {
             Event::DocumentStart => {
                 self.current = SpanIndex::default();
@@ -226,13 +216,61 @@ impl MarkedEventReceiver for Builder {
 /// Why a stream could not be indexed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IndexError {
-    Syntax(ScanError),
-    DuplicateKey { key: String, at: Mark },
+    /// With the byte offset of the error (the scanner's own index counts
+    /// characters).
+    Syntax(ScanError, usize),
+    DuplicateKey {
+        key: String,
+        at: Mark,
+    },
 }
 
 /// Deeper than serde_yaml goes (it refuses past 128 levels), so a document
 /// this refuses would not have loaded anyway.
 const MAX_DEPTH: usize = 128;
+
+/// yaml-rust2's `Marker::index` counts characters, not bytes: in a file with
+/// an `é` or a `→` before a node, using it as a byte offset moved every later
+/// position back (ten arrows in a comment: a whole line). The byte offset is
+/// rebuilt from the marker's line and character column.
+struct ByteOffsets<'t> {
+    text: &'t str,
+    /// `None` for ASCII text, where characters are bytes.
+    line_starts: Option<Vec<usize>>,
+}
+
+impl<'t> ByteOffsets<'t> {
+    fn new(text: &'t str) -> Self {
+        let line_starts = (!text.is_ascii()).then(|| {
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        ByteOffsets { text, line_starts }
+    }
+
+    fn offset(&self, m: &Marker) -> usize {
+        let Some(starts) = &self.line_starts else {
+            return m.index();
+        };
+        let start = starts
+            .get(m.line().saturating_sub(1))
+            .copied()
+            .unwrap_or(self.text.len());
+        self.text[start..]
+            .char_indices()
+            .nth(m.col())
+            .map_or(self.text.len(), |(i, _)| start + i)
+    }
+
+    fn mark(&self, m: Marker) -> Mark {
+        Mark {
+            offset: self.offset(&m),
+            line: m.line(),
+            col: m.col() + 1,
+        }
+    }
+}
 
 /// Indexes every document of a YAML stream.
 ///
@@ -243,23 +281,28 @@ pub fn index(text: &str) -> Result<Vec<SpanIndex>, IndexError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     let mut depth = 0usize;
+    let bytes = ByteOffsets::new(text);
     loop {
-        let (ev, marker) = parser.next_token().map_err(IndexError::Syntax)?;
+        let (ev, marker) = parser.next_token().map_err(|e| {
+            let at = bytes.offset(e.marker());
+            IndexError::Syntax(e, at)
+        })?;
         match ev {
             Event::SequenceStart(..) | Event::MappingStart(..) => {
                 depth += 1;
                 if depth > MAX_DEPTH {
-                    return Err(IndexError::Syntax(ScanError::new(
-                        marker,
-                        "recursion limit exceeded",
-                    )));
+                    let at = bytes.offset(&marker);
+                    return Err(IndexError::Syntax(
+                        ScanError::new(marker, "recursion limit exceeded"),
+                        at,
+                    ));
                 }
             }
             Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
             Event::StreamEnd => break,
             _ => {}
         }
-        builder.on_event(ev, marker);
+        builder.event(ev, bytes.mark(marker));
     }
     if let Some((key, at)) = builder.duplicate {
         return Err(IndexError::DuplicateKey { key, at });
@@ -292,6 +335,25 @@ mod tests {
             }
         );
         assert_eq!(d.get("/b/0").unwrap().value.col, 5);
+    }
+
+    #[test]
+    fn offsets_are_bytes_after_non_ascii_text() {
+        let text = "# →→→→→→→→→→ é\nkind: Zé\nspec:\n  name: x\n";
+        let d = &index(text).unwrap()[0];
+        let v = d.get("/spec/name").unwrap();
+        assert_eq!((v.anchor().line, v.anchor().col), (4, 3));
+        assert_eq!(&text[v.value.offset..v.value.offset + 1], "x");
+        assert_eq!(&text[v.anchor().offset..v.anchor().offset + 4], "name");
+        // A syntax error's offset is a byte offset too.
+        let bad = "# é→\na: [\n";
+        let Err(IndexError::Syntax(_, at)) = index(bad) else {
+            panic!("a syntax error")
+        };
+        assert!(
+            bad.is_char_boundary(at) && at > bad.find('a').unwrap(),
+            "{at}"
+        );
     }
 
     #[test]
