@@ -491,10 +491,10 @@ impl Policy for ConfigSchema {
             check_env_from(&e, &mut findings);
             check_renamed_env_from(&e, &mut findings);
         }
-        // Configs no server in the batch loads (a base, or a ConfigMap at
-        // admission): judged as the strict default would.
+        // Configs no server in the batch could load (a base, or a ConfigMap
+        // at admission): judged as the strict default would.
         for cfg in livekit::configs(&objects, &servers) {
-            if !judged.contains(&(cfg.object.index, cfg.path.clone())) {
+            if cfg.judged(&servers) && !judged.contains(&(cfg.object.index, cfg.path.clone())) {
                 judged.push((cfg.object.index, cfg.path.clone()));
                 validate_document(&cfg, true, &mut findings);
             }

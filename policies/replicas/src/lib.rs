@@ -84,7 +84,7 @@ impl Policy for Replicas {
                         let tail = if redis {
                             ""
                         } else {
-                            ", and with no redis: section the pods do not even share rooms"
+                            ", and the config livekit-server runs with has no Redis (redis.address, REDIS_HOST or --redis-host), so the pods do not even share rooms"
                         };
                         findings.push(
                             Finding::error(RULE, out.resource, out.path, format!(
@@ -284,7 +284,7 @@ spec:
         let f = run(&DEPLOY.replace("REPLICAS", "2"), "{}");
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].0, "/spec/replicas");
-        assert!(f[0].1.contains("no redis"), "{}", f[0].1);
+        assert!(f[0].1.contains("has no Redis"), "{}", f[0].1);
     }
 
     #[test]

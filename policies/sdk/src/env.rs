@@ -108,7 +108,7 @@ impl ContainerEnv {
 }
 
 /// `$(VAR)` expansion with `lookup` for the variables in scope.
-pub(crate) fn expand_with(value: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+pub fn expand_with(value: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::new();
     let mut rest = value;
     while let Some(i) = rest.find('$') {

@@ -135,6 +135,19 @@ pub struct LivekitConfig<'o, 'a> {
 }
 
 impl LivekitConfig<'_, '_> {
+    /// Whether a rule about what the server runs with should judge this
+    /// document: one a server loads, or one that nothing in the batch could
+    /// load (a base, a ConfigMap at admission), judged as a server would.
+    /// A document no server of its render loads while servers are there is
+    /// not what runs; the server's own findings say what does.
+    pub fn judged(&self, servers: &[LivekitContainer]) -> bool {
+        !self.loaded_by.is_empty()
+            || !servers.iter().any(|s| {
+                let o = s.template.object;
+                o.origin == self.object.origin && o.same_namespace(self.object)
+            })
+    }
+
     /// The value at a dotted path (`rtc.use_external_ip`), with its pointer.
     pub fn get(&self, dotted: &str) -> Option<(&Yaml, String)> {
         let mut node = self.parsed.as_ref().ok()?;
@@ -307,6 +320,7 @@ pub fn configs<'o, 'a>(
                         o.is("", "ConfigMap")
                             && o.name() == r.name
                             && o.same_namespace(lk.template.object)
+                            && o.origin == lk.template.object.origin
                     })
                     .and_then(|cm| {
                         let text = workload::config_map_data(cm).get(&r.key)?.clone();
@@ -330,10 +344,13 @@ pub fn configs<'o, 'a>(
         }
         let config_file = flag_value(c, "config");
         for mount in lk.template.config_map_mounts(c) {
+            // The ConfigMap of the same render: a batch of two overlays
+            // holds two of that name.
             let Some(cm) = objects.iter().find(|o| {
                 o.is("", "ConfigMap")
                     && o.name() == mount.config_map
                     && o.same_namespace(lk.template.object)
+                    && o.origin == lk.template.object.origin
             }) else {
                 continue;
             };

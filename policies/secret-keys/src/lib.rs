@@ -955,7 +955,10 @@ fn check_config_keys(
     servers: &[LivekitContainer],
     findings: &mut Vec<Finding>,
 ) {
-    for cfg in livekit::configs(objects, servers) {
+    for cfg in livekit::configs(objects, servers)
+        .into_iter()
+        .filter(|c| c.judged(servers))
+    {
         let Some((keys, at)) = cfg.get("keys") else {
             continue;
         };

@@ -182,6 +182,10 @@ fn check_container(
         }
         let name = &env.name;
         let Some(from) = &env.value_from else {
+            let value = env.value.as_deref().unwrap_or_default();
+            if composed_from_secret(c.container, i, value, &s.secret) {
+                continue;
+            }
             findings.push(
                 Finding::error(RULE, index, format!("{at}/value"), format!("env {name} is set to a literal value (***), which commits a LiveKit credential to git"))
                     .hint(format!("use valueFrom.secretKeyRef {{name: {}, key: ...}}", s.secret)),
@@ -308,6 +312,23 @@ fn check_key_file(
             ),
         ));
     }
+}
+
+/// A value made only of `$(VAR)` references to variables read from the
+/// Secret, and separators (`LIVEKIT_KEYS: "$(API_KEY): $(API_SECRET)"`): the
+/// kubelet composes it at run time from earlier env entries, so nothing is
+/// committed.
+fn composed_from_secret(c: &Container, upto: usize, value: &str, secret: &str) -> bool {
+    const FROM_SECRET: char = '\u{0}';
+    let earlier: Vec<&EnvVar> = c.env.iter().flatten().take(upto).collect();
+    let composed = lkguard_policy_sdk::env::expand_with(value, |name| {
+        let e = earlier.iter().rev().find(|e| e.name == name)?;
+        references_secret(e, secret).then(|| FROM_SECRET.to_string())
+    });
+    composed.contains(FROM_SECRET)
+        && composed
+            .chars()
+            .all(|ch| ch == FROM_SECRET || ch.is_whitespace() || matches!(ch, ':' | ','))
 }
 
 fn references_secret(env: &EnvVar, secret: &str) -> bool {
@@ -458,6 +479,23 @@ spec:
         assert_eq!(f[0].path, "/spec/target/name");
         let f = run("apiVersion: v1\nkind: Secret\nmetadata: {name: livekit-secrets}\nstringData: {livekit-keys: 'k: s'}\n");
         assert_eq!(f[0].path, "/stringData/livekit-keys");
+    }
+
+    #[test]
+    fn a_value_composed_from_secret_variables_is_not_a_literal() {
+        let refs = "            - {name: API_KEY, valueFrom: {secretKeyRef: {name: livekit-secrets, key: polyphon-livekit-api-key}}}\n            - {name: API_SECRET, valueFrom: {secretKeyRef: {name: livekit-secrets, key: polyphon-livekit-api-secret}}}\n";
+        let ok = format!(
+            "{refs}            - {{name: LIVEKIT_KEYS, value: '$(API_KEY): $(API_SECRET)'}}"
+        );
+        assert_eq!(run(&workload(&ok)), vec![]);
+        // Text of its own besides the references is a committed value.
+        let mixed = ok.replace("$(API_KEY): $(API_SECRET)", "APIabc: $(API_SECRET)");
+        assert_eq!(run(&workload(&mixed)).len(), 1);
+        // A variable defined after the entry is not expanded by the kubelet.
+        let later = format!(
+            "            - {{name: LIVEKIT_KEYS, value: '$(API_KEY): $(API_SECRET)'}}\n{refs}"
+        );
+        assert_eq!(run(&workload(later.trim_end())).len(), 1);
     }
 
     #[test]

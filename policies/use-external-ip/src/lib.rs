@@ -52,7 +52,7 @@ impl Policy for UseExternalIp {
         let configs = livekit::configs(&objects, &servers);
 
         let mut findings = Vec::new();
-        for cfg in &configs {
+        for cfg in configs.iter().filter(|c| c.judged(&servers)) {
             check_config(cfg, &mut findings);
         }
         for lk in &servers {
@@ -413,5 +413,15 @@ spec:
             "{}",
             f[0].message
         );
+        // What that unread config says is not what runs: not judged too.
+        let on = yaml.replace("use_external_ip: false", "use_external_ip: true");
+        let f = UseExternalIp::validate(&render(&on), "{}").unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0");
+        // Alone (a ConfigMap at admission, or a base), it is judged.
+        let alone = on.split("---").next().unwrap().to_string();
+        let f = UseExternalIp::validate(&render(&alone), "{}").unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].embedded_path.as_deref(), Some("/rtc/use_external_ip"));
     }
 }
