@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use lkguard_policy_sdk::effective::{Effective, Raw, Setting, Source};
+use lkguard_policy_sdk::effective::{Document, Effective, Raw, Setting, Source};
 use lkguard_policy_sdk::goyaml;
 use lkguard_policy_sdk::livekit::Target;
 use lkguard_policy_sdk::place::Place;
@@ -60,6 +60,11 @@ struct MediaPorts {
     /// a finding about that port belongs where the effective value is set.
     udp_set_by: Option<SetBy>,
     tcp_set_by: Option<SetBy>,
+    /// False when the config the server runs with is not in the render (a
+    /// Secret, a CSI volume) and no env var or arg sets the port: it may
+    /// set any port, so none is judged.
+    udp_known: bool,
+    tcp_known: bool,
     /// The livekit container's named ports, for named targetPorts.
     container_ports: Vec<(String, i32)>,
 }
@@ -161,6 +166,12 @@ fn media_ports(e: &Effective) -> MediaPorts {
         .and_then(port_of)
         .unwrap_or(DEFAULT_TCP_PORT.into());
     let tcp_set_by = tcp_setting.as_ref().and_then(set_by);
+    let hidden = matches!(
+        e.document,
+        Document::Unresolved { hidden: true, .. } | Document::Body { config: None, .. }
+    );
+    let udp_known = !hidden || udp_set_by.is_some();
+    let tcp_known = !hidden || tcp_set_by.is_some();
     let container_ports = e.server.container.named_ports();
     MediaPorts {
         udp,
@@ -169,6 +180,8 @@ fn media_ports(e: &Effective) -> MediaPorts {
         tcp,
         udp_set_by,
         tcp_set_by,
+        udp_known,
+        tcp_known,
         container_ports,
     }
 }
@@ -302,6 +315,7 @@ fn check_server(
         format!("livekit-server listens on UDP {a}-{b} ({}), one port per socket, which the LoadBalancer does not forward; use one UDP port", ports.udp_from)
     };
     let range_at_source = match (&ports.udp, &ports.udp_place) {
+        _ if !ports.udp_known => true,
         (Udp::Range(a, b), Some(place)) => {
             findings.push(place.error(RULE, range_message(a, b)).hint(format!(
                 "set rtc.udp_port: {} (UDP mux) and expose it on the RTC Service",
@@ -324,6 +338,7 @@ fn check_server(
         let name = svc_obj.name();
 
         match &ports.udp {
+            _ if !ports.udp_known => {}
             Udp::Port(udp) => check_forward(
                 findings,
                 (i, name, ports_at),
@@ -337,7 +352,7 @@ fn check_server(
             }
             Udp::Range(..) => {}
         }
-        if ports.tcp != 0 {
+        if ports.tcp != 0 && ports.tcp_known {
             check_forward(
                 findings,
                 (i, name, ports_at),
@@ -528,6 +543,24 @@ spec:
             (1, "/spec/template/spec/containers/0/env/0/value")
         );
         assert!(f[0].message.contains("UDP_PORT"));
+    }
+
+    #[test]
+    fn a_config_the_render_does_not_show_leaves_its_ports_unjudged() {
+        // LIVEKIT_CONFIG from a Secret: the document may set any port.
+        let y = yaml(GOOD_CFG, &GOOD_SVC.replace("port: 7881", "port: 7999")).replace(
+            "          args:",
+            "          env: [{name: LIVEKIT_CONFIG, valueFrom: {secretKeyRef: {name: lk, key: config.yaml}}}]\n          args:",
+        );
+        assert_eq!(run(&y), vec![]);
+        // An env var still sets what it sets.
+        let y = y.replace(
+            "          env: [",
+            "          env: [{name: UDP_PORT, value: '3478'}, ",
+        );
+        let f = run(&y);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].message.contains("UDP 3478"), "{}", f[0].message);
     }
 
     #[test]
