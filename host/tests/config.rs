@@ -297,15 +297,32 @@ fn shared_settings_reach_every_policy_that_declares_them() {
     .unwrap();
     let cfg = |text: &str| std::fs::write(dir.path().join("lkguard.yaml"), text).unwrap();
 
-    // The Helm chart's design has no NODE_IP: the rule does not apply.
+    let rules = |doc: &serde_json::Value| -> Vec<String> {
+        let mut r: Vec<String> = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap().to_string())
+            .collect();
+        r.sort();
+        r
+    };
+    // The Helm chart's design has no NODE_IP: node-ip does not apply, and
+    // use-external-ip turns around (false with no node IP advertises the
+    // node's private address on the host network).
     cfg("settings:\n  \"*\": {topology: host-network}\n");
     let (code, doc) = check(dir.path(), "render.yaml");
-    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(code, Some(1), "{doc:#}");
+    assert_eq!(rules(&doc), ["livekit/use-external-ip"], "{doc:#}");
 
     cfg("settings:\n  \"*\": {topology: host-network}\n  node-ip: {topology: load-balancer}\n");
     let (code, doc) = check(dir.path(), "render.yaml");
     assert_eq!(code, Some(1), "{doc:#}");
-    assert_eq!(doc["findings"][0]["rule"], "livekit/node-ip");
+    assert_eq!(
+        rules(&doc),
+        ["livekit/node-ip", "livekit/use-external-ip"],
+        "{doc:#}"
+    );
 
     cfg("settings:\n  \"*\": {topologyy: host-network}\n");
     let out = lkguard_in(dir.path(), &["check", "render.yaml"]);

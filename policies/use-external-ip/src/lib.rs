@@ -29,7 +29,7 @@ impl Policy for UseExternalIp {
                     media. The config must say use_external_ip: false and each overlay pins NODE_IP to its \
                     LoadBalancer IP. livekit-server reads the YAML with Go's yaml.v3 into a bool, so `yes`, \
                     `on` and `True` are true too; an env override LIVEKIT_RTC_USE_EXTERNAL_IP=true on the \
-                    container beats the file. livekit-server v1.13.3 reads rtc.use_external_ip from the YAML (yaml.v3 into a Go bool), then from the generated LIVEKIT_RTC_USE_EXTERNAL_IP env or --rtc.use_external_ip flag (strconv.ParseBool), later winning (pkg/config NewConfig, updateFromCLI); an override strconv cannot parse (`yes`) is livekit/config-schema's finding. Topology load-balancer: applies. host-network: does not apply (the livekit Helm chart's design discovers each node's public address by STUN on purpose)."
+                    container beats the file. livekit-server v1.13.3 reads rtc.use_external_ip from the YAML (yaml.v3 into a Go bool), then from the generated LIVEKIT_RTC_USE_EXTERNAL_IP env or --rtc.use_external_ip flag (strconv.ParseBool), later winning (pkg/config NewConfig, updateFromCLI); an override strconv cannot parse (`yes`) is livekit/config-schema's finding. Topology load-balancer: applies. host-network (the livekit Helm chart's design): each node advertises its own public address, so use_external_ip must be true unless a node IP is given (NODE_IP, --node-ip, rtc.node_ip); with false and none, livekit-server advertises the node's private address. In both topologies a config livekit-server cannot read (not YAML, a path in LIVEKIT_CONFIG, a --config file no volume provides, a mounted config never passed) is reported here."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({
@@ -41,10 +41,9 @@ impl Policy for UseExternalIp {
     fn validate(batch: &Batch, settings: &str) -> Result<Vec<Finding>, String> {
         let scoped: settings::Scoped = settings::parse(settings)?;
         // The Helm chart's host-network design advertises each node's own
-        // address found by STUN: this rule exists for the load balancer.
-        if scoped.topology == settings::Topology::HostNetwork {
-            return Ok(Vec::new());
-        }
+        // address found by STUN: there the value is judged the other way,
+        // and a config the server cannot read is a finding in both.
+        let host_network = scoped.topology == settings::Topology::HostNetwork;
         let target = scoped.target;
         let objects = batch.objects();
         let templates = workload::pod_templates(&objects);
@@ -53,11 +52,15 @@ impl Policy for UseExternalIp {
 
         let mut findings = Vec::new();
         for cfg in configs.iter().filter(|c| c.judged(&servers)) {
-            check_config(cfg, &mut findings);
+            check_config(cfg, host_network, &mut findings);
         }
         for lk in &servers {
             let e = Effective::build(&objects, lk.clone());
-            check_server(&e, &mut findings);
+            if host_network {
+                check_host_network(&e, &mut findings);
+            } else {
+                check_server(&e, &mut findings);
+            }
         }
         Ok(findings)
     }
@@ -93,13 +96,70 @@ fn check_server(e: &Effective, findings: &mut Vec<Finding>) {
     if !object.origin.complete {
         return;
     }
+    if let Some(message) = document_problem(e, false) {
+        findings.push(e.container_place().error(RULE, message).hint(HINT));
+    }
+}
+
+/// Host-network topology: each node must advertise its own public address,
+/// found by STUN (`use_external_ip: true`) or given (a node IP).
+fn check_host_network(e: &Effective, findings: &mut Vec<Finding>) {
+    if !e.object().origin.complete {
+        return;
+    }
+    if let Some(message) = document_problem(e, true) {
+        findings.push(e.container_place().error(RULE, message).hint(
+            "pass the config with --config FILE (mounted from its ConfigMap) or LIVEKIT_CONFIG",
+        ));
+        return;
+    }
+    if matches!(
+        e.document,
+        Document::Unresolved { .. } | Document::Body { config: None, .. }
+    ) {
+        return;
+    }
+    let Some(setting) = e.get("rtc.use_external_ip") else {
+        return;
+    };
+    if setting.bool() != Ok(Some(false)) {
+        return;
+    }
+    let node_ip = e.named_override("rtc.node_ip").is_some()
+        || e.from_document("rtc.node_ip").is_some()
+        || e.generated_override("rtc.node_ip.ipv4").is_some()
+        || e.env.maybe_set_elsewhere("NODE_IP").is_some();
+    if node_ip {
+        return;
+    }
+    let place = setting.place.clone().unwrap_or_else(|| e.container_place());
+    findings.push(
+        place
+            .error(RULE, format!(
+                "rtc.use_external_ip is false ({}) and no node IP is given (NODE_IP, --node-ip, rtc.node_ip): on the host network livekit-server then advertises the node's private address, which browsers cannot reach",
+                setting.describe()
+            ))
+            .hint("set `rtc.use_external_ip: true` (each node finds its public address by STUN), as the livekit Helm chart does"),
+    );
+}
+
+/// Why the server cannot run on the config it was meant to, if it cannot:
+/// a `--config` file it cannot read, or no config at all (perhaps one
+/// mounted and never passed). In host-network topology running with no
+/// config at all is judged by the value check instead.
+fn document_problem(e: &Effective, host_network: bool) -> Option<String> {
     let c = e.container_name();
-    let message = match &e.document {
+    let unset = if host_network {
+        ""
+    } else {
+        ", so rtc.use_external_ip is never set explicitly"
+    };
+    Some(match &e.document {
         // Judged where the document is (`check_config`).
-        Document::Body { .. } | Document::File { .. } => return,
-        Document::Unresolved { hidden: true, .. } => return,
+        Document::Body { .. } | Document::File { .. } => return None,
+        Document::Unresolved { hidden: true, .. } => return None,
         Document::Unresolved { file, why, .. } => {
-            format!("container `{c}` runs livekit-server with --config {file}, but {why}: livekit-server cannot read its config, so rtc.use_external_ip is never set explicitly")
+            format!("container `{c}` runs livekit-server with --config {file}, but {why}: livekit-server cannot read its config{unset}")
         }
         Document::None => {
             let mounted: Vec<String> = e
@@ -109,20 +169,27 @@ fn check_server(e: &Effective, findings: &mut Vec<Finding>) {
                 .into_iter()
                 .map(|m| m.config_map)
                 .collect();
+            if mounted.is_empty() && host_network {
+                return None;
+            }
             if mounted.is_empty() {
-                format!("container `{c}` runs livekit-server with no config (neither --config nor LIVEKIT_CONFIG), so rtc.use_external_ip is never set explicitly")
+                format!("container `{c}` runs livekit-server with no config (neither --config nor LIVEKIT_CONFIG){unset}")
             } else {
+                let and = if host_network {
+                    ""
+                } else {
+                    " and rtc.use_external_ip is never set explicitly"
+                };
                 format!(
-                    "container `{c}` mounts ConfigMap {} but never passes it with --config (nor LIVEKIT_CONFIG), so livekit-server runs on its built-in defaults and rtc.use_external_ip is never set explicitly",
+                    "container `{c}` mounts ConfigMap {} but never passes it with --config (nor LIVEKIT_CONFIG), so livekit-server runs on its built-in defaults{and}",
                     mounted.join(", ")
                 )
             }
         }
-    };
-    findings.push(e.container_place().error(RULE, message).hint(HINT));
+    })
 }
 
-fn check_config(cfg: &LivekitConfig, findings: &mut Vec<Finding>) {
+fn check_config(cfg: &LivekitConfig, host_network: bool, findings: &mut Vec<Finding>) {
     let index = cfg.object.index;
     let doc = match &cfg.parsed {
         Ok(doc) => doc,
@@ -152,6 +219,10 @@ fn check_config(cfg: &LivekitConfig, findings: &mut Vec<Finding>) {
         findings.push(Finding::error(RULE, index, cfg.path.clone(), message).hint(
             "put the YAML in a ConfigMap key, mount it and pass --config FILE, or set LIVEKIT_CONFIG to the YAML text",
         ));
+        return;
+    }
+    // The value is judged per server there, with its env and node IP.
+    if host_network {
         return;
     }
     let finding = |embedded: String, message: String| {
@@ -423,5 +494,53 @@ spec:
         let f = UseExternalIp::validate(&render(&alone), "{}").unwrap();
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].embedded_path.as_deref(), Some("/rtc/use_external_ip"));
+    }
+
+    #[test]
+    fn host_network_wants_the_nodes_public_address() {
+        const HN: &str = r#"{"topology": "host-network"}"#;
+        let hn = |config: &str, env: &str| {
+            let indented: String = config.lines().map(|l| format!("    {l}\n")).collect();
+            let deploy = DEPLOY.replace(
+                "          volumeMounts:",
+                &format!("          env: {env}\n          volumeMounts:"),
+            );
+            UseExternalIp::validate(&render(&format!("{CM}{indented}{deploy}")), HN).unwrap()
+        };
+        // The Helm chart's way: STUN on each node.
+        assert_eq!(hn("rtc:\n  use_external_ip: true", "[]"), vec![]);
+        // False with no node IP: the node's private address.
+        let f = hn("rtc:\n  use_external_ip: false", "[]");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].embedded_path.as_deref(), Some("/rtc/use_external_ip"));
+        assert!(f[0].message.contains("private address"), "{}", f[0].message);
+        // Unset is the default false, reported at the container.
+        let f = hn("port: 7880", "[]");
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0");
+        // A node IP given makes false fine.
+        assert_eq!(
+            hn(
+                "rtc:\n  use_external_ip: false",
+                "[{name: NODE_IP, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}]"
+            ),
+            vec![]
+        );
+        // A config it cannot read is a finding in this topology too.
+        let unread = format!(
+            "{CM}    rtc:\n      use_external_ip: true\n{}",
+            DEPLOY.replace("[\"--config\", \"/etc/livekit/livekit.yaml\"]", "[]")
+        );
+        let f = UseExternalIp::validate(&render(&unread), HN).unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].message.contains("never passes it with --config"),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            !f[0].message.contains("never set explicitly"),
+            "{}",
+            f[0].message
+        );
     }
 }
