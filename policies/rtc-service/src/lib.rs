@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use lkguard_policy_sdk::effective::{Document, Effective, Raw, Setting, Source};
+use lkguard_policy_sdk::effective::{Effective, Raw, Setting, Source};
 use lkguard_policy_sdk::goyaml;
 use lkguard_policy_sdk::livekit::Target;
 use lkguard_policy_sdk::place::Place;
@@ -166,10 +166,7 @@ fn media_ports(e: &Effective) -> MediaPorts {
         .and_then(port_of)
         .unwrap_or(DEFAULT_TCP_PORT.into());
     let tcp_set_by = tcp_setting.as_ref().and_then(set_by);
-    let hidden = matches!(
-        e.document,
-        Document::Unresolved { hidden: true, .. } | Document::Body { config: None, .. }
-    );
+    let hidden = e.document.hidden();
     let udp_known = !hidden || udp_set_by.is_some();
     let tcp_known = !hidden || tcp_set_by.is_some();
     let container_ports = e.server.container.named_ports();

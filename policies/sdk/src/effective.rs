@@ -301,6 +301,15 @@ impl<'o, 'a> Document<'o, 'a> {
             _ => None,
         }
     }
+
+    /// The server reads a document the render does not show (a Secret, a
+    /// CSI volume, LIVEKIT_CONFIG from a Secret): it may set anything.
+    pub fn hidden(&self) -> bool {
+        matches!(
+            self,
+            Document::Unresolved { hidden: true, .. } | Document::Body { config: None, .. }
+        )
+    }
 }
 
 /// One livekit-server container and the configuration it runs with.

@@ -113,10 +113,8 @@ fn check_host_network(e: &Effective, findings: &mut Vec<Finding>) {
         ));
         return;
     }
-    if matches!(
-        e.document,
-        Document::Unresolved { .. } | Document::Body { config: None, .. }
-    ) {
+    // (Past `document_problem`, an unresolved document is a hidden one.)
+    if e.document.hidden() {
         return;
     }
     let Some(setting) = e.get("rtc.use_external_ip") else {
