@@ -309,18 +309,27 @@ fn shared_settings_reach_every_policy_that_declares_them() {
     };
     // The Helm chart's design has no NODE_IP: node-ip does not apply, and
     // use-external-ip turns around (false with no node IP advertises the
-    // node's private address on the host network).
+    // node's private address on the host network); this pod is not on the
+    // host network at all, which rtc-service reports.
     cfg("settings:\n  \"*\": {topology: host-network}\n");
     let (code, doc) = check(dir.path(), "render.yaml");
     assert_eq!(code, Some(1), "{doc:#}");
-    assert_eq!(rules(&doc), ["livekit/use-external-ip"], "{doc:#}");
+    assert_eq!(
+        rules(&doc),
+        ["livekit/rtc-service", "livekit/use-external-ip"],
+        "{doc:#}"
+    );
 
     cfg("settings:\n  \"*\": {topology: host-network}\n  node-ip: {topology: load-balancer}\n");
     let (code, doc) = check(dir.path(), "render.yaml");
     assert_eq!(code, Some(1), "{doc:#}");
     assert_eq!(
         rules(&doc),
-        ["livekit/node-ip", "livekit/use-external-ip"],
+        [
+            "livekit/node-ip",
+            "livekit/rtc-service",
+            "livekit/use-external-ip"
+        ],
         "{doc:#}"
     );
 

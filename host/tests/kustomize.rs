@@ -394,6 +394,7 @@ fn host_network_topology_judges_the_helm_charts_design() {
     for (overlay, needle) in [
         ("scaled-without-redis", "count: 3"),
         ("scaled-without-anti-affinity", "- op: remove"),
+        ("off-host-network", "- op: remove"),
     ] {
         let file = kustomization(overlay);
         let out = lkguard(&[
@@ -403,9 +404,14 @@ fn host_network_topology_judges_the_helm_charts_design() {
             &format!("{t}/overlays/{overlay}"),
         ]);
         let doc = json(&out);
+        let rule = if overlay == "off-host-network" {
+            "livekit/rtc-service"
+        } else {
+            "livekit/replicas"
+        };
         assert_eq!(
             places(&doc),
-            [place("livekit/replicas", &file, line_of(&file, needle))],
+            [place(rule, &file, line_of(&file, needle))],
             "{overlay}: {doc:#}"
         );
         assert_eq!(out.status.code(), Some(1), "{overlay}");

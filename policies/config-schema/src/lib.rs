@@ -10,7 +10,9 @@
 
 use std::cell::OnceCell;
 
-use lkguard_policy_sdk::effective::{self, Effective, Generated, Kind, Raw, Setting};
+use lkguard_policy_sdk::effective::{
+    self, Effective, Generated, Kind, Launch, Raw, Setting, IMAGE_BINARY,
+};
 use lkguard_policy_sdk::env::{EnvValue, Via};
 use lkguard_policy_sdk::livekit::{self, LivekitConfig, Target};
 use lkguard_policy_sdk::place::Place;
@@ -381,6 +383,54 @@ fn check_turn(e: &Effective, findings: &mut Vec<Finding>) {
     }
 }
 
+/// Kubernetes `command` replaces the image's entrypoint (it is not Docker's
+/// CMD): words meant as livekit-server's flags become the program, and a
+/// bare `livekit-server` is looked up on a PATH that livekit's image does
+/// not put the binary on. Either way the container never starts.
+fn check_launch(e: &Effective, findings: &mut Vec<Finding>) {
+    let name = e.container_name();
+    match e.launch() {
+        Launch::Entrypoint => {}
+        Launch::Other(w) if w.text.starts_with('-') => findings.push(
+            w.place
+                .error(RULE, format!(
+                    "container `{name}` sets command, which replaces the image's entrypoint {IMAGE_BINARY}: the runtime tries to execute `{}` as the program, the container fails to start (StartError), and livekit-server never runs",
+                    w.text
+                ))
+                .hint("put these words under args: (command stays unset), or start command with /livekit-server"),
+        ),
+        Launch::Other(w) if e.official_image() => findings.push(
+            w.place
+                .warning(RULE, format!(
+                    "container `{name}` runs `{}` instead of the image's entrypoint {IMAGE_BINARY}, and no word of its command line starts livekit-server: lkguard cannot see what it runs, and judges the container's words as livekit-server's flags",
+                    w.text
+                ))
+                .hint("start livekit-server as /livekit-server (or `exec /livekit-server` in a script) so its flags can be checked"),
+        ),
+        Launch::Other(_) => {}
+        Launch::Server(w) => {
+            let working_dir = e.server.container.container.working_dir.as_deref();
+            let at_root = w.text == "./livekit-server" && working_dir.is_none_or(|d| d.trim_end_matches('/').is_empty());
+            if !e.official_image() || w.text == IMAGE_BINARY || at_root {
+                return;
+            }
+            let why = if w.text.contains('/') {
+                format!("livekit's image holds the binary only at {IMAGE_BINARY}, so `{}` does not exist", w.text)
+            } else {
+                format!("`{}` is looked up on PATH, and livekit's image (alpine) keeps the binary at {IMAGE_BINARY}, which is not on PATH: \"executable file not found in $PATH\"", w.text)
+            };
+            findings.push(
+                w.place
+                    .error(RULE, format!(
+                        "container `{name}` starts livekit-server as `{}`: {why}; the container fails to start and livekit-server never runs",
+                        w.text
+                    ))
+                    .hint(format!("write {IMAGE_BINARY}, or leave command unset and pass only args")),
+            );
+        }
+    }
+}
+
 /// A ConfigMap holding the server's config, loaded with `envFrom`: each key
 /// becomes an env var, and livekit-server never reads `livekit.yaml` as one.
 fn check_env_from(e: &Effective, findings: &mut Vec<Finding>) {
@@ -447,7 +497,9 @@ impl Policy for ConfigSchema {
                     keys are ignored, so they are warnings. Env overrides LIVEKIT_<PATH> are parsed by Go's strconv: \
                     LIVEKIT_RTC_USE_EXTERNAL_IP=yes or a duration written as 5s is a startup error; a release older than the env var (generated env since v1.3.0, booleans since v1.8.4, rtc.node_ip.ipv4 since v1.10.0, by the image tag) ignores it, a warning. Ports must be \
                     0-65535. turn.enabled needs turn.tls_port or turn.udp_port. A ConfigMap holding the config but \
-                    loaded with envFrom is never read as the config; an envFrom naming a ConfigMap that kustomize generated under a hashed name (a reference it did not rewrite) stops the container. Topology: both.",
+                    loaded with envFrom is never read as the config. A command replaces the image's entrypoint \
+                    /livekit-server (livekit/livekit Dockerfile, alpine): command: [--config, ...] runs --config as the \
+                    program, and a bare livekit-server is not on PATH, so the container never starts. An envFrom naming a ConfigMap that kustomize generated under a hashed name (a reference it did not rewrite) stops the container. Topology: both.",
                     effective::LIVEKIT_VERSION
                 ),
             }],
@@ -487,6 +539,7 @@ impl Policy for ConfigSchema {
                         .hint("set the field in the config, or run a release that reads the env var"),
                 );
             }
+            check_launch(&e, &mut findings);
             check_turn(&e, &mut findings);
             check_env_from(&e, &mut findings);
             check_renamed_env_from(&e, &mut findings);
@@ -684,6 +737,75 @@ spec:
             ConfigSchema::validate(&render(&other), "{}").unwrap(),
             vec![]
         );
+    }
+
+    #[test]
+    fn a_command_that_does_not_start_the_binary_is_an_error() {
+        let c = "/spec/template/spec/containers/0";
+        let at = |f: &[Finding]| -> Vec<(String, Severity)> {
+            f.iter().map(|f| (f.path.clone(), f.severity)).collect()
+        };
+        let cfg = "port: 7880";
+        // Flags as the command: `--config` is run as the program.
+        let f = run_with(
+            cfg,
+            "[]\n          command: [--config, /etc/livekit/livekit.yaml]",
+            "[]",
+        );
+        assert_eq!(at(&f), [(format!("{c}/command/0"), Severity::Error)]);
+        assert!(f[0].message.contains("StartError"), "{}", f[0].message);
+        // A bare name is not on the image's PATH; inside a script too.
+        for (command, path) in [
+            (
+                "[livekit-server, --config, /etc/livekit/livekit.yaml]",
+                "command/0",
+            ),
+            (
+                "[sh, -c, 'exec livekit-server --config /etc/livekit/livekit.yaml']",
+                "command/2",
+            ),
+            ("[/usr/local/bin/livekit-server]", "command/0"),
+        ] {
+            let f = run_with(cfg, &format!("[]\n          command: {command}"), "[]");
+            assert_eq!(
+                at(&f),
+                [(format!("{c}/{path}"), Severity::Error)],
+                "{command}"
+            );
+        }
+        assert!(
+            run_with(cfg, "[]\n          command: [livekit-server]", "[]")[0]
+                .message
+                .contains("not on PATH")
+        );
+        // What works: the image's path, args alone, a script running it.
+        for command in [
+            "[/livekit-server, --config, /etc/livekit/livekit.yaml]",
+            "[./livekit-server, --config, /etc/livekit/livekit.yaml]",
+            "[/bin/sh, -c, 'exec /livekit-server --config /etc/livekit/livekit.yaml']",
+        ] {
+            let f = run_with(cfg, &format!("[]\n          command: {command}"), "[]");
+            assert!(f.is_empty(), "{command}: {f:?}");
+        }
+        // Something else entirely: a warning, lkguard cannot see inside.
+        let f = run_with(
+            cfg,
+            "[--config, /etc/livekit/livekit.yaml]\n          command: [/scripts/start.sh]",
+            "[]",
+        );
+        assert_eq!(at(&f), [(format!("{c}/command/0"), Severity::Warning)]);
+        // Another image (a build of their own) keeps its binary elsewhere.
+        let own = DEPLOY.replace(
+            "livekit/livekit-server:v1.13.3",
+            "registry.example.com/voice/sfu:2.1",
+        );
+        assert!(run_in(
+            &own,
+            cfg,
+            "[]\n          command: [livekit-server, --config, /etc/livekit/livekit.yaml]",
+            "[]"
+        )
+        .is_empty());
     }
 
     #[test]

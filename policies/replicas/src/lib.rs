@@ -50,8 +50,9 @@ impl Policy for Replicas {
                     of a HorizontalPodAutoscaler or KEDA ScaledObject in the render whose maximum is above 1 \
                     (KEDA's default maxReplicaCount is 100). host-network topology (the livekit Helm chart's): \
                     each pod advertises its own node's IP, so several pods work if they share rooms through Redis \
-                    (redis.address, REDIS_HOST or --redis-host) and a required pod anti-affinity on \
-                    kubernetes.io/hostname keeps two of them off one node (their ports would clash)."
+                    (redis.address, REDIS_HOST or --redis-host) and, when the pods are on the node's network (hostNetwork \
+                    or a hostPort), a required pod anti-affinity on kubernetes.io/hostname keeps two of them off one \
+                    node (their ports would clash)."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({
@@ -106,7 +107,12 @@ impl Policy for Replicas {
                             .hint("configure redis: in the livekit config"),
                         );
                     }
-                    if !hostname_anti_affinity(object) && object.kind() != "DaemonSet" {
+                    // Only ports on the node clash; a pod off the node is
+                    // rtc-service's finding (it does not fit the topology).
+                    if effective.server.ports_on_node()
+                        && !hostname_anti_affinity(object)
+                        && object.kind() != "DaemonSet"
+                    {
                         findings.push(
                             Finding::error(RULE, object.index, format!("{}/affinity", effective.server.template.spec_path), format!(
                                 "{}, but no required pod anti-affinity on kubernetes.io/hostname keeps two livekit-server pods off one node, where their host ports clash",
@@ -319,9 +325,18 @@ spec:
 
     #[test]
     fn host_network_needs_redis_and_anti_affinity() {
-        let two = DEPLOY.replace("REPLICAS", "2");
+        let off_node = DEPLOY.replace("REPLICAS", "2");
+        let two = off_node.replace(
+            "    metadata: {labels: {app: livekit}}\n    spec:\n",
+            "    metadata: {labels: {app: livekit}}\n    spec:\n      hostNetwork: true\n",
+        );
         let f = run(&two, r#"{"topology": "host-network"}"#);
         assert_eq!(f.len(), 2, "{f:?}");
+        // A pod that is not on the node's network has no host ports to
+        // clash (and rtc-service says it does not fit the topology).
+        let f = run(&off_node, r#"{"topology": "host-network"}"#);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].1.contains("Redis"), "{}", f[0].1);
         let spread = two
             .replace("    metadata: {labels: {app: livekit}}\n    spec:\n", "    metadata: {labels: {app: livekit}}\n    spec:\n      affinity:\n        podAntiAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            - {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app: livekit}}}\n")
             .replace("image: livekit/livekit-server:v1.9.1\n", "image: livekit/livekit-server:v1.9.1\n          env: [{name: REDIS_HOST, value: redis:6379}]\n");

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use lkguard_policy_sdk::effective::{Effective, Raw, Setting, Source};
 use lkguard_policy_sdk::goyaml;
-use lkguard_policy_sdk::livekit::Target;
+use lkguard_policy_sdk::livekit::{LivekitContainer, Target};
 use lkguard_policy_sdk::place::Place;
 use lkguard_policy_sdk::settings::{
     self, Topology, DEFAULT_SIGNAL_PORT, DEFAULT_TCP_PORT, DEFAULT_UDP_PORT,
@@ -219,7 +219,7 @@ impl Policy for RtcService {
                     the client's source address and only routes to nodes running a livekit pod. Signaling (7880) \
                     belongs to the ClusterIP Service behind the wss Ingress, not on the public media IP. A config \
                     without rtc.udp_port makes the server listen on UDP 50000-60000, which the Service cannot \
-                    forward. A deployable render without the RTC Service has no media path at all. livekit-server v1.13.3 puts its own local port in ICE candidates: rtc.udp_port (or UDP_PORT / --udp-port, or LIVEKIT_RTC_UDP_PORT_START), rtc.tcp_port; rtc.port_range_start/end win over udp_port, and with neither a non-dev server listens on 50000-60000 (mediatransportutil RTCConfig.Validate, NewWebRTCConfig). So the Service's port must equal its targetPort and that port. Topology load-balancer: applies. host-network: does not apply (media reaches each node's own ports)."
+                    forward. A deployable render without the RTC Service has no media path at all. livekit-server v1.13.3 puts its own local port in ICE candidates: rtc.udp_port (or UDP_PORT / --udp-port, or LIVEKIT_RTC_UDP_PORT_START), rtc.tcp_port; rtc.port_range_start/end win over udp_port, and with neither a non-dev server listens on 50000-60000 (mediatransportutil RTCConfig.Validate, NewWebRTCConfig). So the Service's port must equal its targetPort and that port. Media split over a UDP and a TCP LoadBalancer Service is judged as one, and the two must pin one address (spec.loadBalancerIP, azure-load-balancer-ipv4, azure-pip-name, MetalLB allow-shared-ip): livekit-server advertises one address for both. Topology load-balancer: applies. host-network: only that the pod is on the node's network (hostNetwork: true or a hostPort), since media goes to the node's own address."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({
@@ -232,14 +232,15 @@ impl Policy for RtcService {
 
     fn validate(batch: &Batch, settings: &str) -> Result<Vec<Finding>, String> {
         let s: Settings = settings::parse(settings)?;
-        // With hostNetwork (the Helm chart's design) media reaches each node
-        // directly: there is no LoadBalancer Service to shape.
-        if s.topology == Topology::HostNetwork {
-            return Ok(Vec::new());
-        }
         let objects = batch.objects();
         let templates = workload::pod_templates(&objects);
         let servers = s.target.find(&templates);
+        // With hostNetwork (the Helm chart's design) media reaches each node
+        // directly: there is no LoadBalancer Service to shape, but the pod
+        // must really be on the node's network.
+        if s.topology == Topology::HostNetwork {
+            return Ok(servers.iter().filter_map(off_the_node).collect());
+        }
         let mut findings = Vec::new();
         let mut seen_templates = Vec::new();
         for lk in &servers {
@@ -255,6 +256,26 @@ impl Policy for RtcService {
         findings.dedup();
         Ok(findings)
     }
+}
+
+/// `topology: host-network` declares that browsers send media to each
+/// node's own address. A pod without `hostNetwork: true` and without a
+/// `hostPort` listens in its own network namespace, which nothing on the
+/// node's address forwards to: STUN finds the node's public IP, and media
+/// sent there reaches no socket.
+fn off_the_node(lk: &LivekitContainer) -> Option<Finding> {
+    let object = lk.template.object;
+    if !object.origin.deployable || lk.ports_on_node() {
+        return None;
+    }
+    Some(
+        Finding::error(RULE, object.index, format!("{}/hostNetwork", lk.template.spec_path), format!(
+            "topology is host-network, but the pods of {} {} set neither hostNetwork: true nor a hostPort: livekit-server listens in the pod's own network, while with use_external_ip it advertises the node's public address, where nothing forwards media to the pod",
+            object.kind(),
+            object.name()
+        ))
+        .hint("set hostNetwork: true (and dnsPolicy: ClusterFirstWithHostNet) on the pod, or use topology: load-balancer with a livekit-rtc LoadBalancer Service"),
+    )
 }
 
 fn check_server(
@@ -323,43 +344,66 @@ fn check_server(
         _ => false,
     };
 
-    for (svc_obj, svc) in services {
-        let i = svc_obj.index;
-        let spec = svc.spec.clone().unwrap_or_default();
-        let list = spec.ports.clone().unwrap_or_default();
-        let ports_at = if spec.ports.is_some() {
-            "/spec/ports"
-        } else {
-            "/spec"
-        };
-        let name = svc_obj.name();
+    let lbs: Vec<Lb> = services
+        .iter()
+        .map(|(o, svc)| {
+            let spec = svc.spec.clone().unwrap_or_default();
+            Lb {
+                index: o.index,
+                name: o.name(),
+                ports_at: if spec.ports.is_some() {
+                    "/spec/ports"
+                } else {
+                    "/spec"
+                },
+                list: spec.ports.clone().unwrap_or_default(),
+                address: shared_address(svc),
+                policy: spec.external_traffic_policy,
+            }
+        })
+        .collect();
 
-        match &ports.udp {
-            _ if !ports.udp_known => {}
-            Udp::Port(udp) => check_forward(
+    // Media may be split over several LoadBalancer Services (one UDP, one
+    // TCP): each port is judged against all of them together.
+    let mut udp_carriers = Vec::new();
+    match &ports.udp {
+        _ if !ports.udp_known => {}
+        Udp::Port(udp) => {
+            udp_carriers = check_forward(
                 findings,
-                (i, name, ports_at),
-                &list,
+                &lbs,
                 (*udp, "UDP", is_udp),
                 ports.udp_set_by.as_ref(),
                 &ports.container_ports,
-            ),
-            Udp::Range(a, b) if !range_at_source => {
-                findings.push(Finding::error(RULE, i, ports_at, range_message(a, b)));
+            )
+        }
+        Udp::Range(a, b) if !range_at_source => {
+            for lb in &lbs {
+                findings.push(Finding::error(
+                    RULE,
+                    lb.index,
+                    lb.ports_at,
+                    range_message(a, b),
+                ));
             }
-            Udp::Range(..) => {}
         }
-        if ports.tcp != 0 && ports.tcp_known {
-            check_forward(
-                findings,
-                (i, name, ports_at),
-                &list,
-                (ports.tcp, "TCP", is_tcp),
-                ports.tcp_set_by.as_ref(),
-                &ports.container_ports,
-            );
-        }
-        for (n, p) in list.iter().enumerate() {
+        Udp::Range(..) => {}
+    }
+    let mut tcp_carriers = Vec::new();
+    if ports.tcp != 0 && ports.tcp_known {
+        tcp_carriers = check_forward(
+            findings,
+            &lbs,
+            (ports.tcp, "TCP", is_tcp),
+            ports.tcp_set_by.as_ref(),
+            &ports.container_ports,
+        );
+    }
+    check_one_address(&lbs, &udp_carriers, &tcp_carriers, findings);
+
+    for lb in &lbs {
+        let (i, name) = (lb.index, lb.name);
+        for (n, p) in lb.list.iter().enumerate() {
             if p.port == signal || target_port(p, &ports.container_ports) == Some(signal) {
                 findings.push(
                     Finding::error(RULE, i, format!("/spec/ports/{n}"), format!("Service {name} exposes signaling port {signal} on the public media LoadBalancer; signaling belongs to the ClusterIP Service behind the wss Ingress"))
@@ -367,7 +411,7 @@ fn check_server(
                 );
             }
         }
-        match spec.external_traffic_policy.as_deref() {
+        match lb.policy.as_deref() {
             Some("Local") => {}
             Some(other) => findings.push(
                 Finding::error(RULE, i, "/spec/externalTrafficPolicy", format!("Service {name} has externalTrafficPolicy: {other}: the client's address is SNATed and traffic lands on nodes without a livekit pod"))
@@ -381,47 +425,156 @@ fn check_server(
     }
 }
 
-/// ICE candidates carry livekit-server's own port, so the Service must
+/// A LoadBalancer Service that selects the livekit-server pods.
+struct Lb<'o> {
+    index: u32,
+    name: &'o str,
+    /// Where a missing port is reported.
+    ports_at: &'static str,
+    list: Vec<ServicePort>,
+    /// What makes this Service share its address with another, if anything.
+    address: Vec<(&'static str, String)>,
+    policy: Option<String>,
+}
+
+/// Annotations by which two LoadBalancer Services get one address: the
+/// address itself (Azure, MetalLB, `spec.loadBalancerIP`), an Azure public
+/// IP resource by name, or a MetalLB sharing key.
+const SHARED_ADDRESS: [&str; 6] = [
+    "service.beta.kubernetes.io/azure-load-balancer-ipv4",
+    "service.beta.kubernetes.io/azure-pip-name",
+    "metallb.universe.tf/loadBalancerIPs",
+    "metallb.io/loadBalancerIPs",
+    "metallb.universe.tf/allow-shared-ip",
+    "metallb.io/allow-shared-ip",
+];
+
+fn shared_address(svc: &Service) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if let Some(a) = &svc.metadata.annotations {
+        for key in SHARED_ADDRESS {
+            if let Some(v) = a.get(key).filter(|v| !v.trim().is_empty()) {
+                // An address pinned either way is the same address.
+                let kind = if key.ends_with("ipv4") || key.ends_with("loadBalancerIPs") {
+                    "ip"
+                } else {
+                    key
+                };
+                out.push((kind, v.trim().to_string()));
+            }
+        }
+    }
+    if let Some(ip) = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.load_balancer_ip.as_deref())
+        .filter(|ip| !ip.trim().is_empty())
+    {
+        out.push(("ip", ip.trim().to_string()));
+    }
+    out
+}
+
+/// livekit-server advertises one address (NODE_IP) for UDP and TCP alike.
+/// When no Service carries both, the UDP and TCP Services must be pinned
+/// to one address, or ICE over TCP goes to an address with no TCP listener.
+fn check_one_address(
+    lbs: &[Lb],
+    udp: &[(usize, usize)],
+    tcp: &[(usize, usize)],
+    findings: &mut Vec<Finding>,
+) {
+    if udp.is_empty() || tcp.is_empty() || udp.iter().any(|(u, _)| tcp.iter().any(|(t, _)| t == u))
+    {
+        return;
+    }
+    let shares = udp.iter().any(|(u, _)| {
+        tcp.iter()
+            .any(|(t, _)| lbs[*u].address.iter().any(|a| lbs[*t].address.contains(a)))
+    });
+    if shares {
+        return;
+    }
+    let (u, t) = (&lbs[udp[0].0], &lbs[tcp[0].0]);
+    findings.push(
+        Finding::error(RULE, t.index, format!("/spec/ports/{}", tcp[0].1), format!(
+            "Service {} carries the TCP media port and Service {} the UDP one: two LoadBalancer Services get two addresses unless both pin the same one, and livekit-server advertises one address for both, so ICE over TCP (the fallback where UDP is blocked) reaches no listener",
+            t.name, u.name
+        ))
+        .hint("put UDP and TCP on one mixed-protocol LoadBalancer Service, or pin both Services to the same IP (spec.loadBalancerIP, azure-load-balancer-ipv4, azure-pip-name or MetalLB allow-shared-ip)"),
+    );
+}
+
+/// ICE candidates carry livekit-server's own port, so a Service must
 /// forward `port` to the same container port. When an env var or arg moved
 /// the port off the config, the finding points there: that is the place
-/// that set the value the Service no longer matches.
+/// that set the value the Services no longer match. Returns the Services
+/// (index into `lbs`) and port entries that carry the port.
 fn check_forward(
     findings: &mut Vec<Finding>,
-    (index, name, ports_at): (u32, &str, &str),
-    list: &[ServicePort],
+    lbs: &[Lb],
     (port, proto, is_proto): (u32, &str, fn(&ServicePort) -> bool),
     set_by: Option<&SetBy>,
     named: &[(String, i32)],
-) {
+) -> Vec<(usize, usize)> {
     let port = port as i32;
-    let at = |pointer: String, message: String| match set_by {
+    let at = |index: u32, pointer: String, message: String| match set_by {
         Some((what, place)) => place.error(
             RULE,
             format!("{what} sets livekit-server's {proto} port to {port}, but {message}"),
         ),
         None => Finding::error(RULE, index, pointer, message),
     };
-    match list.iter().enumerate().find(|(_, p)| is_proto(p) && p.port == port) {
-        None => findings.push(
-            at(ports_at.to_string(), format!("Service {name} does not expose {proto} {port}, where livekit-server listens for media"))
-                .hint(format!("add a port: {{name: rtc-{}, port: {port}, protocol: {proto}}}", proto.to_lowercase())),
-        ),
-        Some((n, p)) => {
-            match target_port(p, named) {
-                Some(t) if t != port => findings.push(at(
-                    format!("/spec/ports/{n}/targetPort"),
-                    format!("Service {name} forwards {proto} {port} to container port {t}; livekit-server advertises {port} in its ICE candidates and listens there"),
-                )),
-                Some(_) => {}
-                None => findings.push(Finding::error(
-                    RULE,
-                    index,
-                    format!("/spec/ports/{n}/targetPort"),
-                    format!("Service {name} forwards {proto} {port} to a named targetPort that no port of the livekit container carries, so the port gets no endpoint"),
-                )),
-            }
+    let carrying: Vec<(usize, usize)> = lbs
+        .iter()
+        .enumerate()
+        .flat_map(|(l, lb)| {
+            lb.list
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| is_proto(p) && p.port == port)
+                .map(move |(n, _)| (l, n))
+        })
+        .collect();
+    if carrying.is_empty() {
+        let Some(first) = lbs.first() else {
+            return carrying;
+        };
+        let message = if lbs.len() == 1 {
+            format!(
+                "Service {} does not expose {proto} {port}, where livekit-server listens for media",
+                first.name
+            )
+        } else {
+            let names: Vec<&str> = lbs.iter().map(|lb| lb.name).collect();
+            format!("none of the LoadBalancer Services selecting the livekit-server pods ({}) exposes {proto} {port}, where livekit-server listens for media", names.join(", "))
+        };
+        findings.push(
+            at(first.index, first.ports_at.to_string(), message).hint(format!(
+                "add a port: {{name: rtc-{}, port: {port}, protocol: {proto}}}",
+                proto.to_lowercase()
+            )),
+        );
+    }
+    for &(l, n) in &carrying {
+        let (lb, p) = (&lbs[l], &lbs[l].list[n]);
+        let (index, name) = (lb.index, lb.name);
+        match target_port(p, named) {
+            Some(t) if t != port => findings.push(at(
+                index,
+                format!("/spec/ports/{n}/targetPort"),
+                format!("Service {name} forwards {proto} {port} to container port {t}; livekit-server advertises {port} in its ICE candidates and listens there"),
+            )),
+            Some(_) => {}
+            None => findings.push(Finding::error(
+                RULE,
+                index,
+                format!("/spec/ports/{n}/targetPort"),
+                format!("Service {name} forwards {proto} {port} to a named targetPort that no port of the livekit container carries, so the port gets no endpoint"),
+            )),
         }
     }
+    carrying
 }
 
 fn describe_udp(udp: &Udp) -> String {
@@ -671,5 +824,66 @@ spec:
             )),
             vec![]
         );
+    }
+
+    const UDP_SVC: &str = "  externalTrafficPolicy: Local\n  ports:\n    - {name: rtc-udp, port: 7882, protocol: UDP}";
+
+    /// The fixture with a second LoadBalancer Service, `livekit-rtc-tcp`.
+    fn split(udp_meta: &str, tcp_meta: &str) -> String {
+        yaml(GOOD_CFG, UDP_SVC).replace("metadata: {name: livekit-rtc}", &format!("metadata: {{name: livekit-rtc{udp_meta}}}"))
+            + &format!("---\napiVersion: v1\nkind: Service\nmetadata: {{name: livekit-rtc-tcp{tcp_meta}}}\nspec:\n  type: LoadBalancer\n  selector: {{app: livekit}}\n  externalTrafficPolicy: Local\n  ports:\n    - {{name: rtc-tcp, port: 7881, protocol: TCP}}\n")
+    }
+
+    #[test]
+    fn split_udp_and_tcp_services_are_judged_together() {
+        // Each port is on one of them: no "does not expose" on either. But
+        // two Services get two addresses unless pinned to one.
+        let f = run(&split("", ""));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].resource, f[0].path.as_str()), (3, "/spec/ports/0"));
+        assert!(f[0].message.contains("one address"), "{}", f[0].message);
+        for pin in [
+            ", annotations: {service.beta.kubernetes.io/azure-load-balancer-ipv4: 20.61.14.7}",
+            ", annotations: {metallb.universe.tf/allow-shared-ip: livekit}",
+        ] {
+            assert_eq!(run(&split(pin, pin)), vec![], "{pin}");
+        }
+        // An annotation on one and spec.loadBalancerIP on the other: one IP.
+        let y = split(", annotations: {service.beta.kubernetes.io/azure-load-balancer-ipv4: 20.61.14.7}", "")
+            .replace("  type: LoadBalancer\n  selector: {app: livekit}\n  externalTrafficPolicy: Local\n  ports:\n    - {name: rtc-tcp", "  type: LoadBalancer\n  loadBalancerIP: 20.61.14.7\n  selector: {app: livekit}\n  externalTrafficPolicy: Local\n  ports:\n    - {name: rtc-tcp");
+        assert_eq!(run(&y), vec![]);
+        // A port on neither: one finding naming both.
+        let y = split("", "").replace("port: 7881, protocol: TCP", "port: 7999, protocol: TCP");
+        let f = run(&y);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].resource, f[0].path.as_str()), (2, "/spec/ports"));
+        assert!(
+            f[0].message.contains("livekit-rtc, livekit-rtc-tcp"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    #[test]
+    fn host_network_topology_needs_the_pod_on_the_node() {
+        let host =
+            |y: &str| RtcService::validate(&render(y), r#"{"topology": "host-network"}"#).unwrap();
+        let y = yaml(GOOD_CFG, GOOD_SVC);
+        let f = host(&y);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (1, "/spec/template/spec/hostNetwork")
+        );
+        let on_node = y.replace(
+            "    spec:\n      containers:",
+            "    spec:\n      hostNetwork: true\n      containers:",
+        );
+        assert_eq!(host(&on_node), vec![]);
+        let host_port = y.replace(
+            "          volumeMounts:",
+            "          ports: [{containerPort: 7882, hostPort: 7882, protocol: UDP}]\n          volumeMounts:",
+        );
+        assert_eq!(host(&host_port), vec![]);
     }
 }

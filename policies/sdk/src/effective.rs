@@ -15,6 +15,7 @@
 //! [`Effective::get`] for a dotted path and get the value with the [`Place`]
 //! that set it.
 
+use k8s_openapi::api::core::v1::Container;
 use serde_yaml::Value as Yaml;
 
 use crate::env::{self, ContainerEnv, EnvEntry, EnvValue, Via, Word};
@@ -312,6 +313,41 @@ impl<'o, 'a> Document<'o, 'a> {
     }
 }
 
+/// The path of the binary in livekit's image (livekit/livekit `Dockerfile`,
+/// v1.4 to v1.13: `FROM alpine`, `COPY … /livekit-server`,
+/// `ENTRYPOINT ["/livekit-server"]`). alpine's PATH does not hold `/`.
+pub const IMAGE_BINARY: &str = "/livekit-server";
+
+/// The repository whose image [`IMAGE_BINARY`] describes.
+pub const IMAGE_REPOSITORY: &str = "livekit/livekit-server";
+
+/// What the container runs when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launch<'e> {
+    /// No `command`: the image's entrypoint runs, with `args` as its words.
+    Entrypoint,
+    /// `command` replaces the entrypoint, and this word starts the
+    /// livekit-server binary (first word, after a wrapper, or in a shell
+    /// script).
+    Server(&'e Word),
+    /// `command` replaces the entrypoint and no word runs a binary named
+    /// livekit-server: this is the program that runs.
+    Other(&'e Word),
+}
+
+/// Whether a word names the livekit-server binary (any path).
+fn is_server_binary(word: &str) -> bool {
+    word.rsplit('/').next() == Some("livekit-server")
+}
+
+/// The index of the word that starts livekit-server, when `command` is set.
+fn launch_word(c: &Container, words: &[Word]) -> Option<usize> {
+    if c.command.as_ref().is_none_or(|c| c.is_empty()) {
+        return None;
+    }
+    words.iter().position(|w| is_server_binary(&w.text))
+}
+
 /// One livekit-server container and the configuration it runs with.
 #[derive(Debug, Clone)]
 pub struct Effective<'t, 'o, 'a> {
@@ -337,7 +373,12 @@ impl<'t, 'o, 'a> Effective<'t, 'o, 'a> {
         let c = server.container.container;
         let env = env::container_env(objects, object, &server.container.path, c);
         let words = env::command_line(object, &server.container.path, c, &env);
-        let flags = flags::parse(&words, is_bool_flag);
+        // The server's flags are the words after the word that starts it; a
+        // wrapper's own options (`cp -r`, `env -i`) are not livekit-server's.
+        let flags = match launch_word(c, &words) {
+            Some(i) => flags::parse(&words[i + 1..], is_bool_flag),
+            None => flags::parse(&words, is_bool_flag),
+        };
         let document = document(objects, &server, &env, &flags);
         let version = c.image.as_deref().and_then(|i| image::parse(i).version());
         Effective {
@@ -348,6 +389,32 @@ impl<'t, 'o, 'a> Effective<'t, 'o, 'a> {
             document,
             version,
         }
+    }
+
+    /// What the container starts: the image's entrypoint, or what `command`
+    /// replaces it with (Kubernetes `command` is the entrypoint, not Docker's
+    /// CMD).
+    pub fn launch(&self) -> Launch<'_> {
+        let c = self.server.container.container;
+        if c.command.as_ref().is_none_or(|c| c.is_empty()) {
+            return Launch::Entrypoint;
+        }
+        match (launch_word(c, &self.words), self.words.first()) {
+            (Some(i), _) => Launch::Server(&self.words[i]),
+            (None, Some(first)) => Launch::Other(first),
+            (None, None) => Launch::Entrypoint,
+        }
+    }
+
+    /// Whether the image is livekit's own (any registry or mirror prefix),
+    /// whose only copy of the binary is [`IMAGE_BINARY`].
+    pub fn official_image(&self) -> bool {
+        self.server
+            .container
+            .container
+            .image
+            .as_deref()
+            .is_some_and(|i| image::parse(i).is_repository(IMAGE_REPOSITORY))
     }
 
     /// `livekit-server v1.9.1`, or the schema's version when the tag names
@@ -762,6 +829,52 @@ data:
         let servers = Target::default().find(&templates);
         let e = Effective::build(&objects, servers[0].clone());
         f(&e)
+    }
+
+    /// What starts, as (kind, word, pointer).
+    fn launched(container: &str) -> (String, String, String) {
+        with(&deploy(container, "[]"), |e| match e.launch() {
+            Launch::Entrypoint => ("entrypoint".into(), String::new(), String::new()),
+            Launch::Server(w) => ("server".into(), w.text.clone(), w.place.path.clone()),
+            Launch::Other(w) => ("other".into(), w.text.clone(), w.place.path.clone()),
+        })
+    }
+
+    #[test]
+    fn command_replaces_the_entrypoint() {
+        let c = "/spec/template/spec/containers/0";
+        assert_eq!(launched("          args: [--dev]").0, "entrypoint");
+        assert_eq!(
+            launched("          command: [/livekit-server, --dev]"),
+            (
+                "server".into(),
+                "/livekit-server".into(),
+                format!("{c}/command/0")
+            )
+        );
+        assert_eq!(
+            launched("          command: [--config, /etc/livekit.yaml]"),
+            ("other".into(), "--config".into(), format!("{c}/command/0"))
+        );
+        // A shell script: the word that runs the binary, inside the script.
+        assert_eq!(
+            launched("          command: [sh, -c]\n          args: ['envsubst < /t > /c.yaml && exec livekit-server --config /c.yaml']"),
+            ("server".into(), "livekit-server".into(), format!("{c}/args/0"))
+        );
+    }
+
+    #[test]
+    fn a_wrapper_s_options_are_not_the_server_s() {
+        with(
+            &deploy(
+                "          command: [sh, -c, 'cp -r /a /b && exec /livekit-server --config /b/c.yaml']",
+                "[]",
+            ),
+            |e| {
+                let names: Vec<&str> = e.flags.iter().map(|f| f.name.as_str()).collect();
+                assert_eq!(names, ["config"]);
+            },
+        );
     }
 
     fn where_set(s: &Setting) -> (String, Option<String>) {

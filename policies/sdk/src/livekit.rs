@@ -77,6 +77,23 @@ pub struct LivekitContainer<'t, 'o, 'a> {
     pub container: ContainerRef<'t>,
 }
 
+impl LivekitContainer<'_, '_, '_> {
+    /// Whether the server's ports are the node's: the pod sets
+    /// `hostNetwork: true`, or the container binds a `hostPort`. The
+    /// host-network topology needs it; without it nothing on the node's
+    /// address reaches the pod, and two pods on one node cannot clash.
+    pub fn ports_on_node(&self) -> bool {
+        self.template.spec.host_network == Some(true)
+            || self
+                .container
+                .container
+                .ports
+                .iter()
+                .flatten()
+                .any(|p| p.host_port.is_some_and(|h| h > 0))
+    }
+}
+
 impl Target {
     /// By image (any registry prefix), or a main container with the configured
     /// name for images mirrored under another repository name.

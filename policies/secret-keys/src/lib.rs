@@ -71,7 +71,9 @@ impl Policy for SecretKeys {
                 rationale: "livekit-server v1.13.3 takes its API keys from LIVEKIT_KEYS/--keys, keys: in its config, or \
                     the file key_file names (which replaces both); with none it exits with \"one of key-file or keys \
                     must be provided\". LIVEKIT_API_KEY/LIVEKIT_API_SECRET are client-SDK variables the server never \
-                    reads. keys: is not env-expanded, so a $VAR there is a literal secret of that text. A key file \
+                    reads. LIVEKIT_KEYS/--keys must parse as a YAML mapping (`key: secret`, with the space; \
+                    `$(API_KEY):$(API_SECRET)` does not): otherwise it exits with \"Could not parse keys\" while \
+                    loading its config, before --dev or key_file matter. keys: is not env-expanded, so a $VAR there is a literal secret of that text. A key file \
                     with any permission bit for others is refused (\"key file others permissions must be set to 0\"), \
                     and a Secret volume's default mode is 0644: set defaultMode: 0400. --dev (or development: true) \
                     without keys falls back to the publicly known pair devkey: secret and binds to 127.0.0.1 and ::1 \
@@ -373,6 +375,12 @@ enum Verdict {
         place: Option<Place>,
         why: String,
     },
+    /// The keys cannot be parsed: livekit-server exits while it loads its
+    /// config, before `--dev` could fall back to the placeholder pair.
+    Unparsable {
+        place: Option<Place>,
+        why: String,
+    },
 }
 
 fn check_server(
@@ -397,34 +405,39 @@ fn check_server(
         findings.push(dev_finding(&e, dev, &direct, file.is_some()));
     }
 
-    // "Missing" needs the whole deployment: in admission a ConfigMap or the
-    // Secret's producer is not in the batch.
-    if !object.origin.complete {
-        return;
-    }
-    let verdict = match file {
-        Some(v) => v,
-        None => match direct {
+    let verdict = match (file, direct) {
+        // `--keys` is parsed while the config loads, before any key file is
+        // read: unparsable keys stop the server whatever key_file says. One
+        // object shows it, so admission judges it too.
+        (_, d @ Verdict::Unparsable { .. }) => d,
+        // "Missing" needs the whole deployment: in admission a ConfigMap or
+        // the Secret's producer is not in the batch.
+        _ if !object.origin.complete => return,
+        (Some(v), _) => v,
+        (None, direct) => match direct {
             Verdict::Missing { .. } if e.env.maybe_set_elsewhere("LIVEKIT_KEY_FILE").is_some() => {
                 Verdict::Unknown
             }
             d => d,
         },
     };
-    let Verdict::Missing { place, why } = verdict else {
-        return;
+    let (place, why, parsed) = match verdict {
+        Verdict::Missing { place, why } => (place, why, true),
+        Verdict::Unparsable { place, why } => (place, why, false),
+        _ => return,
     };
     let from_file = file_is_cause(&e);
     // With --dev and no keys at all livekit-server runs on devkey: secret;
-    // the dev finding says so. A key file that cannot be read still stops it.
-    let devkey = dev.is_some() && !from_file;
+    // the dev finding says so. A key file that cannot be read, or keys that
+    // cannot be parsed, still stop it.
+    let devkey = dev.is_some() && !from_file && parsed;
 
     // LIVEKIT_API_KEY / LIVEKIT_API_SECRET: what a client SDK reads.
     let client_vars: Vec<_> = ["LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"]
         .iter()
         .filter_map(|n| e.env.get(n))
         .collect();
-    if !from_file {
+    if !from_file && parsed {
         if let Some(first) = client_vars.first() {
             let names: Vec<&str> = client_vars.iter().map(|v| v.name.as_str()).collect();
             let tail = if devkey {
@@ -489,9 +502,22 @@ fn direct_keys(e: &Effective) -> Verdict {
         let Raw::Text(text) = &set.raw else {
             return Verdict::Has;
         };
-        if !matches!(set.source, Source::Env(_)) || text.contains('$') {
+        if !matches!(set.source, Source::Env(_) | Source::Arg(_)) {
             return Verdict::Has;
         }
+        // `$(API_KEY):$(API_SECRET)` composed from other variables: their
+        // values are unknown, but the shape around them decides whether
+        // the text parses (an API key or secret holds no `: `).
+        let shaped;
+        let text = if text.contains('$') {
+            shaped = env::expand_with(text, |n| e.env.get(n).map(|_| "k".to_string()));
+            if shaped.contains('$') {
+                return Verdict::Has;
+            }
+            &shaped
+        } else {
+            text
+        };
         return match count_keys(text) {
             Some(0) => Verdict::Missing {
                 place: set.place.clone(),
@@ -502,7 +528,7 @@ fn direct_keys(e: &Effective) -> Verdict {
                 ),
             },
             Some(_) => Verdict::Has,
-            None => Verdict::Missing {
+            None => Verdict::Unparsable {
                 place: set.place.clone(),
                 why: format!(
                     "{} is not YAML text of the form `key: secret`, so livekit-server v1.13.3 exits at startup with \"Could not parse keys, it needs to be exactly, \\\"key: secret\\\", including the space\"",
@@ -907,6 +933,7 @@ fn dev_finding(e: &Effective, dev: &Setting, direct: &Verdict, has_file: bool) -
             "with no keys provided it falls back to the publicly known pair devkey: secret, so anyone can sign tokens for it, and {bind}"
         ),
         Verdict::Has => "keys are provided, so the devkey: secret fallback and the loopback-only bind do not apply".to_string(),
+        Verdict::Unparsable { .. } => "its keys cannot be parsed, so it exits while loading its config, before development mode could fall back to the placeholder pair devkey: secret".to_string(),
         _ => format!(
             "if no keys reach it, it falls back to the publicly known pair devkey: secret and {bind}"
         ),
@@ -1475,6 +1502,65 @@ spec:
             yaml: &server("          args: [--dev]", "[]"),
         }]);
         assert_eq!(SecretKeys::validate(&base, "{}").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn unparsable_keys_stop_the_server_even_in_dev_mode() {
+        // No colon (or no space after it): a YAML string, not a mapping.
+        // livekit-server's updateFromCLI fails before the dev-mode check,
+        // before any key file is read, and a single object shows it.
+        for value in ["devkey secret", "devkey:secret"] {
+            let env = format!("          env: [{{name: LIVEKIT_KEYS, value: '{value}'}}]");
+            let f = run(&server(&format!("          args: [--dev]\n{env}"), "[]"));
+            assert_eq!(
+                paths(&f),
+                [
+                    "/spec/template/spec/containers/0/args/0",
+                    "/spec/template/spec/containers/0/env/0/value"
+                ],
+                "{value}"
+            );
+            assert!(
+                f[0].message.contains("cannot be parsed"),
+                "{}",
+                f[0].message
+            );
+            assert!(!f[0].message.contains("falls back"), "{}", f[0].message);
+            assert!(
+                f[1].message.contains("Could not parse keys"),
+                "{}",
+                f[1].message
+            );
+            assert!(
+                !f.iter().any(|f| f.message.contains(value)),
+                "a secret value is quoted"
+            );
+            let admission = batch(&[Src {
+                name: "admission",
+                deployable: true,
+                complete: false,
+                yaml: &server(&env, "[]"),
+            }]);
+            assert_eq!(
+                paths(&SecretKeys::validate(&admission, "{}").unwrap()),
+                ["/spec/template/spec/containers/0/env/0/value"]
+            );
+        }
+        // The same text as an arg.
+        let f = run(&server("          args: [--keys, 'devkey secret']", "[]"));
+        assert_eq!(paths(&f), ["/spec/template/spec/containers/0/args/1"]);
+        // Composed from Secret variables: the shape decides.
+        let composed = |keys: &str| {
+            run(&format!(
+                "{ES}{}",
+                server(&format!("          env:\n            - {{name: K, valueFrom: {{secretKeyRef: {{name: livekit-secrets, key: livekit-keys}}}}}}\n            - {{name: S, valueFrom: {{secretKeyRef: {{name: livekit-secrets, key: livekit-keys}}}}}}\n            - {{name: LIVEKIT_KEYS, value: '{keys}'}}"), "[]")
+            ))
+        };
+        assert_eq!(
+            paths(&composed("$(K):$(S)")),
+            ["/spec/template/spec/containers/0/env/2/value"]
+        );
+        assert_eq!(paths(&composed("$(K): $(S)")), Vec::<&str>::new());
     }
 
     #[test]
