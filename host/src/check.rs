@@ -251,6 +251,7 @@ pub fn evaluate(
         ));
         loaded.files.len() - 1
     });
+    loaded.config_file = config_file;
     let mut findings: Vec<Located> = findings
         .into_iter()
         .map(|(policy, finding)| {

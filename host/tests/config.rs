@@ -342,3 +342,29 @@ fn shared_settings_reach_every_policy_that_declares_them() {
         "{text}"
     );
 }
+
+/// The summary's file count is what was checked: `lkguard.yaml` is read
+/// (findings can point into it) but is not one of the checked files.
+#[test]
+fn the_summary_does_not_count_lkguard_yaml_as_a_checked_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    std::fs::copy(
+        root().join("fixtures/rendered/production.yaml"),
+        dir.path().join("render.yaml"),
+    )
+    .unwrap();
+    let (code, doc) = check(dir.path(), "render.yaml");
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(doc["summary"]["files"], 1);
+    std::fs::write(
+        dir.path().join("lkguard.yaml"),
+        "severity:\n  livekit/image-digest: warning\n",
+    )
+    .unwrap();
+    let (code, doc) = check(dir.path(), "render.yaml");
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(doc["summary"]["files"], 1, "{doc:#}");
+    let out = lkguard_in(dir.path(), &["check", "render.yaml"]);
+    assert!(stdout(&out).contains("in 1 file)"), "{}", stdout(&out));
+}

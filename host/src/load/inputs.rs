@@ -108,9 +108,17 @@ pub struct Loaded {
     /// Documents that are not Kubernetes objects (no apiVersion/kind).
     pub skipped: usize,
     pub errors: Vec<LoadError>,
+    /// The index in `files` of `lkguard.yaml`, added so findings can point
+    /// into it: configuration, not a file that was checked.
+    pub config_file: Option<usize>,
 }
 
 impl Loaded {
+    /// How many files were checked: every file read, less `lkguard.yaml`.
+    pub fn checked_files(&self) -> usize {
+        self.files.len() - usize::from(self.config_file.is_some())
+    }
+
     /// The loaded source file at `path`, if it was read.
     pub fn source(&self, path: &Path) -> Option<usize> {
         self.sources.get(path).copied().or_else(|| {

@@ -188,7 +188,7 @@ pub fn render(outcome: &Outcome, color: bool) -> String {
         out.push('\n');
     }
 
-    let files = loaded.files.len();
+    let files = loaded.checked_files();
     let resources = loaded.batch.resources.len();
     // A pass is a claim about the tree: say what was examined, renders
     // included, so "ok" never hides an overlay that was not rendered.

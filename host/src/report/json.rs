@@ -89,7 +89,7 @@ pub fn render(outcome: &Outcome) -> String {
             "errors": outcome.errors(),
             "warnings": outcome.warnings(),
             "policies": outcome.policies,
-            "files": loaded.files.len(),
+            "files": loaded.checked_files(),
             "renders": loaded.renders.len(),
             "resources": loaded.batch.resources.len(),
             "skippedDocuments": loaded.skipped,

@@ -383,6 +383,45 @@ fn check_turn(e: &Effective, findings: &mut Vec<Finding>) {
     }
 }
 
+/// Names a LiveKit client SDK reads (`livekit/secret-keys` explains the
+/// API pair on the server); harmless on the server container.
+const CLIENT_ENV: [&str; 3] = ["LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"];
+
+/// A `LIVEKIT_*` variable livekit-server does not read: a typo of a
+/// generated name (`LIVEKIT_RTC_USE_EXTERNALIP`), a list field (lists and
+/// maps get no env var: `LIVEKIT_BIND_ADDRESSES`), or an invented one. It
+/// has no effect, while whoever set it believes it does.
+fn check_unread_names(e: &Effective, findings: &mut Vec<Finding>) {
+    for entry in e.env.iter() {
+        let name = entry.name.as_str();
+        if !name.starts_with("LIVEKIT_") || effective::reads_env(name) || CLIENT_ENV.contains(&name)
+        {
+            continue;
+        }
+        let near = effective::env_names()
+            .filter(|k| k.starts_with("LIVEKIT_"))
+            .map(|k| (strsim::damerau_levenshtein(k, name), k))
+            .filter(|(d, k)| *d <= 2.max(k.len() / 6))
+            .min();
+        let (message, hint) = match near {
+            Some((_, k)) => (
+                format!("env {name} is read by nothing in livekit-server {}: did you mean {k}? As written it has no effect", effective::LIVEKIT_VERSION),
+                format!("rename it to {k}"),
+            ),
+            None => (
+                format!("env {name} is read by nothing in livekit-server {}: only scalar config fields get a LIVEKIT_<PATH> env var (lists and maps such as bind_addresses do not), so it has no effect", effective::LIVEKIT_VERSION),
+                "set the field in the config file instead, or remove the env var".to_string(),
+            ),
+        };
+        // The name is the mistake: point at it, not at the value.
+        let place = match entry.via {
+            Via::Env => Place::new(entry.entry.resource, format!("{}/name", entry.entry.path)),
+            Via::EnvFrom { .. } => entry.place.clone(),
+        };
+        findings.push(place.warning(RULE, message).hint(hint));
+    }
+}
+
 /// Kubernetes `command` replaces the image's entrypoint (it is not Docker's
 /// CMD): words meant as livekit-server's flags become the program, and a
 /// bare `livekit-server` is looked up on a PATH that livekit's image does
@@ -540,6 +579,7 @@ impl Policy for ConfigSchema {
                 );
             }
             check_launch(&e, &mut findings);
+            check_unread_names(&e, &mut findings);
             check_turn(&e, &mut findings);
             check_env_from(&e, &mut findings);
             check_renamed_env_from(&e, &mut findings);
@@ -806,6 +846,37 @@ spec:
             "[]"
         )
         .is_empty());
+    }
+
+    #[test]
+    fn a_livekit_env_var_nothing_reads_is_a_warning_with_a_suggestion() {
+        let warn = |env: &str| {
+            let f = run_with(GOOD, "[--config, /etc/livekit/livekit.yaml]", env);
+            assert_eq!(f.len(), 1, "{env}: {f:?}");
+            assert_eq!(f[0].severity, Severity::Warning);
+            assert_eq!(f[0].path, "/spec/template/spec/containers/0/env/0/name");
+            f[0].message.clone()
+        };
+        let m = warn("[{name: LIVEKIT_RTC_USE_EXTERNALIP, value: 'false'}]");
+        assert!(
+            m.contains("did you mean LIVEKIT_RTC_USE_EXTERNAL_IP?"),
+            "{m}"
+        );
+        let m = warn("[{name: LIVEKIT_BIND_ADDRESSES, value: '0.0.0.0'}]");
+        assert!(m.contains("lists and maps"), "{m}");
+        // Read by livekit-server, or by a client SDK: no warning here.
+        for env in [
+            "[{name: LIVEKIT_RTC_TCP_PORT, value: '7881'}]",
+            "[{name: LIVEKIT_URL, value: 'ws://localhost:7880'}]",
+            "[{name: NODE_IP, value: '20.61.14.7'}]",
+            "[{name: LIVEKIT_REGION, value: 'westeurope'}]",
+        ] {
+            assert_eq!(
+                run_with(GOOD, "[--config, /etc/livekit/livekit.yaml]", env),
+                vec![],
+                "{env}"
+            );
+        }
     }
 
     #[test]

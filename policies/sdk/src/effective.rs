@@ -183,6 +183,14 @@ pub fn reads_env(name: &str) -> bool {
     generated_by_env(name).is_some() || NAMED.iter().any(|n| n.env == Some(name))
 }
 
+/// Every env var name livekit-server reads, generated and named.
+pub fn env_names() -> impl Iterator<Item = &'static str> {
+    GENERATED
+        .iter()
+        .map(|g| g.env)
+        .chain(NAMED.iter().filter_map(|n| n.env))
+}
+
 /// Where a value was set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
