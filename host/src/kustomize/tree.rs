@@ -82,18 +82,14 @@ fn paths_in<'v>(
 /// files its `configMapGenerator` reads, so a finding about a field they set
 /// can point into them. `secretGenerator` files are left out on purpose:
 /// pointing into them would show secret text.
-pub fn source_files(kustomization: &Path) -> Vec<PathBuf> {
+pub fn source_files(kustomization: &Path, value: &Value) -> Vec<PathBuf> {
     let dir = kustomization.parent().unwrap_or(Path::new("."));
-    let value = std::fs::read_to_string(kustomization)
-        .ok()
-        .and_then(|t| serde_yaml::from_str::<Value>(&t).ok())
-        .unwrap_or(Value::Null);
     paths_in(
-        &value,
+        value,
         &["patches", "patchesStrategicMerge", "patchesJson6902"],
     )
     .filter(|p| !p.contains('\n'))
-    .chain(generator_sources(&value).map(|g| g.path))
+    .chain(generator_sources(value).map(|g| g.path))
     .filter_map(|p| dir.join(p).canonicalize().ok())
     .collect()
 }

@@ -385,8 +385,16 @@ fn add_render(
         })
         .cloned()
         .collect();
+    // Each kustomization is read once: as a source to point into, and
+    // from that parse, for the patch and generator files it names.
     for k in kustomizations {
-        wanted.extend(crate::kustomize::tree::source_files(&k));
+        add_source(loaded, &k);
+        let named = loaded
+            .source(&k)
+            .and_then(|i| loaded.files[i].documents.first())
+            .map(|d| crate::kustomize::tree::source_files(&k, &d.value))
+            .unwrap_or_default();
+        wanted.extend(named);
     }
     for path in wanted {
         add_source(loaded, &path);

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
-use lkguard_policy_sdk::effective::{Effective, Raw};
+use lkguard_policy_sdk::effective::{node_ip_is_struct, Effective, Raw};
 use lkguard_policy_sdk::livekit::LivekitContainer;
 use lkguard_policy_sdk::{settings, workload, Batch, Finding, Metadata, Object, Policy, RuleInfo};
 
@@ -119,14 +119,6 @@ enum Source {
     Done,
 }
 
-/// Before v1.10.0, `rtc.node_ip` was a plain string and `--node-ip`/NODE_IP
-/// replaced it outright (cmd/server getConfig, upstream @03fc9501); since,
-/// it is `{ipv4, ipv6}` parsed from `ipv4,ipv6` text, and NODE_IP cannot
-/// replace an IPv4 the config already set.
-fn struct_node_ip(version: Option<(u32, u32, u32)>) -> bool {
-    version.is_none_or(|v| v >= (1, 10, 0))
-}
-
 fn resolve(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding>) -> Source {
     let e = Effective::build(objects, lk.clone());
     let c = lk.container.container;
@@ -141,7 +133,7 @@ fn resolve(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding
             .find_map(|p| e.generated_override(p))
     });
     // An older release lets NODE_IP replace the config's value.
-    let replaced = !struct_node_ip(e.version) && e.named_override("rtc.node_ip").is_some();
+    let replaced = !node_ip_is_struct(e.version) && e.named_override("rtc.node_ip").is_some();
     if let Some(preset) = preset.filter(|_| !replaced) {
         if let Some(place) = &preset.place {
             let shown = preset.text().unwrap_or_default();
@@ -227,7 +219,7 @@ fn check_container(
     let Source::Literal(resource, at, value, version) = resolve(lk, objects, findings) else {
         return;
     };
-    if !struct_node_ip(version) && value.contains(',') {
+    if !node_ip_is_struct(version) && value.contains(',') {
         let (a, b, c) = version.unwrap_or_default();
         findings.push(
             Finding::error(RULE, resource, at, format!("NODE_IP lists more than one address, but livekit-server v{a}.{b}.{c} takes NODE_IP as one address (the `ipv4,ipv6` form is read since v1.10.0), so it advertises no usable address"))

@@ -356,6 +356,15 @@ fn launch_word(c: &Container, words: &[Word]) -> Option<usize> {
     words.iter().position(|w| is_server_binary(&w.text))
 }
 
+/// Whether a release takes `rtc.node_ip` as `{ipv4, ipv6}` (parsed from
+/// `ipv4,ipv6` text; NODE_IP then cannot replace an IPv4 the config set),
+/// as it does since v1.10.0. Before, it was one address that NODE_IP /
+/// `--node-ip` replaced outright (cmd/server getConfig, upstream
+/// @03fc9501). An unknown release is judged as [`LIVEKIT_VERSION`].
+pub fn node_ip_is_struct(version: Option<(u32, u32, u32)>) -> bool {
+    version.is_none_or(|v| v >= (1, 10, 0))
+}
+
 /// One livekit-server container and the configuration it runs with.
 #[derive(Debug, Clone)]
 pub struct Effective<'t, 'o, 'a> {
@@ -444,7 +453,7 @@ impl<'t, 'o, 'a> Effective<'t, 'o, 'a> {
             Some("generated config env vars exist since v1.3.0")
         } else if g.kind == Kind::Bool && v < (1, 8, 4) {
             Some("boolean config env vars are read since v1.8.4")
-        } else if g.path.starts_with("rtc.node_ip.") && v < (1, 10, 0) {
+        } else if g.path.starts_with("rtc.node_ip.") && !node_ip_is_struct(self.version) {
             Some("rtc.node_ip has ipv4/ipv6 members since v1.10.0")
         } else {
             None
