@@ -418,6 +418,64 @@ fn host_network_topology_judges_the_helm_charts_design() {
     }
 }
 
+/// STUNner's design (a TURN gateway relays media to the pods' own
+/// addresses), declared by the tree's lkguard.yaml `topology: turn-gateway`:
+/// no NODE_IP and no media LoadBalancer are needed, but clients must be
+/// handed the relay, and several pods need Redis (not an anti-affinity).
+#[test]
+fn turn_gateway_topology_judges_stunners_design() {
+    let t = "fixtures/kustomize/turn-gateway";
+    for clean in ["single", "scaled-with-redis"] {
+        let overlay = format!("{t}/overlays/{clean}");
+        let out = lkguard(&["check", "--format", "json", &overlay]);
+        let doc = json(&out);
+        assert_eq!(doc["findings"], serde_json::json!([]), "{overlay}: {doc:#}");
+        assert_eq!(out.status.code(), Some(0), "{overlay}");
+    }
+    // The same tree judged as the runbook's load-balancer design.
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let out = lkguard(&[
+        "check",
+        "--format",
+        "json",
+        "--config",
+        empty.path().to_str().unwrap(),
+        &format!("{t}/overlays/single"),
+    ]);
+    let mut rules: Vec<String> = places(&json(&out))
+        .into_iter()
+        .map(|(rule, _, _)| rule)
+        .collect();
+    rules.sort();
+    assert_eq!(rules, ["livekit/node-ip", "livekit/rtc-service"]);
+    let replicas = format!("{t}/overlays/scaled-without-redis/kustomization.yaml");
+    let patch = format!("{t}/overlays/no-relay/patches/livekit-config.yaml");
+    for (overlay, expected) in [
+        (
+            "scaled-without-redis",
+            place(
+                "livekit/replicas",
+                &replicas,
+                line_of(&replicas, "count: 2"),
+            ),
+        ),
+        (
+            "no-relay",
+            place("livekit/rtc-service", &patch, line_of(&patch, "    rtc:")),
+        ),
+    ] {
+        let out = lkguard(&[
+            "check",
+            "--format",
+            "json",
+            &format!("{t}/overlays/{overlay}"),
+        ]);
+        let doc = json(&out);
+        assert_eq!(places(&doc), [expected], "{overlay}: {doc:#}");
+        assert_eq!(out.status.code(), Some(1), "{overlay}");
+    }
+}
+
 /// A ConfigMap made by `configMapGenerator`: a finding about one of its keys
 /// points where the generator read it (the `literals:` item, the line of an
 /// `envs:` file, or inside a `files:` file), not at the generator entry.

@@ -538,7 +538,7 @@ impl Policy for ConfigSchema {
                     0-65535. turn.enabled needs turn.tls_port or turn.udp_port. A ConfigMap holding the config but \
                     loaded with envFrom is never read as the config. A command replaces the image's entrypoint \
                     /livekit-server (livekit/livekit Dockerfile, alpine): command: [--config, ...] runs --config as the \
-                    program, and a bare livekit-server is not on PATH, so the container never starts. An envFrom naming a ConfigMap that kustomize generated under a hashed name (a reference it did not rewrite) stops the container. Topology: both.",
+                    program, and a bare livekit-server is not on PATH, so the container never starts. An envFrom naming a ConfigMap that kustomize generated under a hashed name (a reference it did not rewrite) stops the container. Topology: all.",
                     effective::LIVEKIT_VERSION
                 ),
             }],

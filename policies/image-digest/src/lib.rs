@@ -39,7 +39,7 @@ impl Policy for ImageDigest {
                     and `latest` changes under you: a rescheduled pod silently pulls another server. \
                     tag@sha256:<64 hex> is fine; the digest decides. Init containers, StatefulSets, \
                     DaemonSets, Jobs, CronJobs and Argo Rollouts count too. Bases are exempt: the overlay's \
-                    images: entry adds the digest. Topology: both."
+                    images: entry adds the digest. Topology: all."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({})),

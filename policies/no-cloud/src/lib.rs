@@ -196,7 +196,7 @@ impl Policy for NoCloud {
                     render is read (Secret stringData included, and Secret data decoded from base64). A local \
                     development overlay that uses LiveKit Cloud on purpose is exempted in lkguard.yaml by \
                     overlay path (exemptions: - rule: livekit/no-cloud, overlay: overlays/local-dev), and \
-                    reported as exempted like every exemption. Bases are not deployable and not judged. Topology: both."
+                    reported as exempted like every exemption. Bases are not deployable and not judged. Topology: all."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({})),

@@ -81,7 +81,7 @@ impl Policy for NodeIp {
                     a node address), and an IP copied from another environment sends browsers to the wrong \
                     cluster. Where the Service pins its IP (spec.loadBalancerIP or the \
                     azure-load-balancer-ipv4 annotation) NODE_IP must equal it. Bases are exempt: NODE_IP is \
-                    per environment. livekit-server v1.13.3 parses NODE_IP or --node-ip (the arg wins) with mediatransportutil rtcconfig.NodeIP: one IPv4 and/or one IPv6, comma-separated; on a parse error, or when rtc.node_ip already set that family in the YAML, the value is dropped without a word (cmd/server getConfig). Before v1.10.0 (judged by the image tag) rtc.node_ip was one address and NODE_IP replaced it outright, so the comma form is not read and a config value only matters without NODE_IP. Topology load-balancer: applies. host-network: does not apply (no LoadBalancer IP to advertise)."
+                    per environment. livekit-server v1.13.3 parses NODE_IP or --node-ip (the arg wins) with mediatransportutil rtcconfig.NodeIP: one IPv4 and/or one IPv6, comma-separated; on a parse error, or when rtc.node_ip already set that family in the YAML, the value is dropped without a word (cmd/server getConfig). Before v1.10.0 (judged by the image tag) rtc.node_ip was one address and NODE_IP replaced it outright, so the comma form is not read and a config value only matters without NODE_IP. Topology load-balancer: applies. host-network, turn-gateway: does not apply (no LoadBalancer IP to advertise)."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({
@@ -93,8 +93,9 @@ impl Policy for NodeIp {
     fn validate(batch: &Batch, settings: &str) -> Result<Vec<Finding>, String> {
         let scoped: settings::Scoped = settings::parse(settings)?;
         // The Helm chart's host-network design advertises each node's own
-        // address found by STUN: this rule exists for the load balancer.
-        if scoped.topology == settings::Topology::HostNetwork {
+        // address found by STUN, and a TURN gateway relays to the pods'
+        // own addresses: this rule exists for the load balancer.
+        if scoped.topology != settings::Topology::LoadBalancer {
             return Ok(Vec::new());
         }
         let target = scoped.target;

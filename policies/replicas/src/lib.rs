@@ -52,7 +52,8 @@ impl Policy for Replicas {
                     each pod advertises its own node's IP, so several pods work if they share rooms through Redis \
                     (redis.address, REDIS_HOST or --redis-host) and, when the pods are on the node's network (hostNetwork \
                     or a hostPort), a required pod anti-affinity on kubernetes.io/hostname keeps two of them off one \
-                    node (their ports would clash)."
+                    node (their ports would clash). turn-gateway (a TURN gateway such as STUNner relays to each pod's own \
+                    address): several pods work if they share rooms through Redis."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({
@@ -96,7 +97,7 @@ impl Policy for Replicas {
                         );
                     }
                 }
-                Topology::HostNetwork => {
+                Topology::HostNetwork | Topology::TurnGateway => {
                     let Some(first) = scale.first() else { continue };
                     if !has_redis(&effective) {
                         findings.push(
@@ -109,7 +110,8 @@ impl Policy for Replicas {
                     }
                     // Only ports on the node clash; a pod off the node is
                     // rtc-service's finding (it does not fit the topology).
-                    if effective.server.ports_on_node()
+                    if s.topology == Topology::HostNetwork
+                        && effective.server.ports_on_node()
                         && !hostname_anti_affinity(object)
                         && object.kind() != "DaemonSet"
                     {
@@ -335,6 +337,10 @@ spec:
         // A pod that is not on the node's network has no host ports to
         // clash (and rtc-service says it does not fit the topology).
         let f = run(&off_node, r#"{"topology": "host-network"}"#);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].1.contains("Redis"), "{}", f[0].1);
+        // Behind a TURN gateway: Redis, and no host ports to spread.
+        let f = run(&two, r#"{"topology": "turn-gateway"}"#);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(f[0].1.contains("Redis"), "{}", f[0].1);
         let spread = two

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use lkguard_policy_sdk::effective::{Effective, Raw, Setting, Source};
+use lkguard_policy_sdk::effective::{Document, Effective, Raw, Setting, Source};
 use lkguard_policy_sdk::goyaml;
 use lkguard_policy_sdk::livekit::{LivekitContainer, Target};
 use lkguard_policy_sdk::place::Place;
@@ -219,7 +219,7 @@ impl Policy for RtcService {
                     the client's source address and only routes to nodes running a livekit pod. Signaling (7880) \
                     belongs to the ClusterIP Service behind the wss Ingress, not on the public media IP. A config \
                     without rtc.udp_port makes the server listen on UDP 50000-60000, which the Service cannot \
-                    forward. A deployable render without the RTC Service has no media path at all. livekit-server v1.13.3 puts its own local port in ICE candidates: rtc.udp_port (or UDP_PORT / --udp-port, or LIVEKIT_RTC_UDP_PORT_START), rtc.tcp_port; rtc.port_range_start/end win over udp_port, and with neither a non-dev server listens on 50000-60000 (mediatransportutil RTCConfig.Validate, NewWebRTCConfig). So the Service's port must equal its targetPort and that port. Media split over a UDP and a TCP LoadBalancer Service is judged as one, and the two must pin one address (spec.loadBalancerIP, azure-load-balancer-ipv4, azure-pip-name, MetalLB allow-shared-ip): livekit-server advertises one address for both. Topology load-balancer: applies. host-network: only that the pod is on the node's network (hostNetwork: true or a hostPort), since media goes to the node's own address."
+                    forward. A deployable render without the RTC Service has no media path at all. livekit-server v1.13.3 puts its own local port in ICE candidates: rtc.udp_port (or UDP_PORT / --udp-port, or LIVEKIT_RTC_UDP_PORT_START), rtc.tcp_port; rtc.port_range_start/end win over udp_port, and with neither a non-dev server listens on 50000-60000 (mediatransportutil RTCConfig.Validate, NewWebRTCConfig). So the Service's port must equal its targetPort and that port. Media split over a UDP and a TCP LoadBalancer Service is judged as one, and the two must pin one address (spec.loadBalancerIP, azure-load-balancer-ipv4, azure-pip-name, MetalLB allow-shared-ip): livekit-server advertises one address for both. Topology load-balancer: applies. host-network: only that the pod is on the node's network (hostNetwork: true or a hostPort), since media goes to the node's own address. turn-gateway (a TURN gateway such as STUNner relays to the pods' own addresses): only that clients are handed a relay, rtc.turn_servers or livekit-server's own turn.enabled."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({
@@ -238,8 +238,15 @@ impl Policy for RtcService {
         // With hostNetwork (the Helm chart's design) media reaches each node
         // directly: there is no LoadBalancer Service to shape, but the pod
         // must really be on the node's network.
-        if s.topology == Topology::HostNetwork {
-            return Ok(servers.iter().filter_map(off_the_node).collect());
+        match s.topology {
+            Topology::HostNetwork => return Ok(servers.iter().filter_map(off_the_node).collect()),
+            Topology::TurnGateway => {
+                return Ok(servers
+                    .iter()
+                    .filter_map(|lk| no_relay(&objects, lk))
+                    .collect())
+            }
+            Topology::LoadBalancer => {}
         }
         let mut findings = Vec::new();
         let mut seen_templates = Vec::new();
@@ -256,6 +263,48 @@ impl Policy for RtcService {
         findings.dedup();
         Ok(findings)
     }
+}
+
+/// `topology: turn-gateway` declares that media reaches the pods only
+/// through a TURN relay (a gateway such as STUNner, with its own public
+/// address): the pods' own addresses are unreachable from browsers, so
+/// clients must be handed the relay. livekit-server hands out what
+/// `rtc.turn_servers` lists, and its own TURN server when `turn.enabled`.
+/// With neither, ICE has no candidate a browser can reach.
+fn no_relay(objects: &[Object], lk: &LivekitContainer) -> Option<Finding> {
+    let object = lk.template.object;
+    if !object.origin.deployable {
+        return None;
+    }
+    let e = Effective::build(objects, lk.clone());
+    let listed = e.get("rtc.turn_servers").is_some_and(
+        |s| matches!(&s.raw, Raw::Yaml(v) if v.as_sequence().is_some_and(|l| !l.is_empty())),
+    );
+    let own = e
+        .get("turn.enabled")
+        .is_some_and(|s| s.bool() == Ok(Some(true)));
+    if listed || own {
+        return None;
+    }
+    let place = match (&e.document, e.config()) {
+        (_, Some(cfg)) => e
+            .from_document("rtc")
+            .and_then(|s| s.place)
+            .unwrap_or_else(|| Place::new(cfg.object.index, cfg.path.clone())),
+        // No config at all: built-in defaults, which list no relay.
+        (Document::None, None) => e.container_place(),
+        // A config the render does not show (or cannot be read, which
+        // use-external-ip reports) may list one.
+        _ => return None,
+    };
+    Some(
+        place
+            .error(RULE, format!(
+                "topology is turn-gateway, but container `{}` runs livekit-server with no rtc.turn_servers and without its own turn: server, so browsers are handed no relay and cannot reach the pods' own addresses",
+                e.container_name()
+            ))
+            .hint("list the gateway under rtc.turn_servers (host, port, protocol, and its credentials from a Secret), as STUNner's LiveKit guide does"),
+    )
 }
 
 /// `topology: host-network` declares that browsers send media to each
@@ -885,5 +934,35 @@ spec:
             "          ports: [{containerPort: 7882, hostPort: 7882, protocol: UDP}]\n          volumeMounts:",
         );
         assert_eq!(host(&host_port), vec![]);
+    }
+
+    #[test]
+    fn turn_gateway_topology_needs_a_relay_for_clients() {
+        let gw =
+            |y: &str| RtcService::validate(&render(y), r#"{"topology": "turn-gateway"}"#).unwrap();
+        // No media LoadBalancer, a port range: fine behind a relay.
+        let y = yaml(
+            "rtc:\n  port_range_start: 50000\n  port_range_end: 60000\n  use_external_ip: false",
+            GOOD_SVC,
+        );
+        let without_svc: Vec<&str> = y.split("---\n").take(2).collect();
+        let f = gw(&without_svc.join("---\n"));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].path.as_str(), f[0].embedded_path.as_deref()),
+            ("/data/livekit.yaml", Some("/rtc"))
+        );
+        assert!(f[0].message.contains("turn_servers"), "{}", f[0].message);
+        let relay = y.replace(
+            "      use_external_ip: false\n",
+            "      use_external_ip: false\n      turn_servers:\n        - {host: turn.example.com, port: 3478, protocol: udp}\n",
+        );
+        assert_eq!(gw(&relay), vec![]);
+        // livekit-server's own TURN server is a relay too.
+        let own = y.replace(
+            "      use_external_ip: false\n",
+            "      use_external_ip: false\n    turn:\n      enabled: true\n      udp_port: 3478\n",
+        );
+        assert_eq!(gw(&own), vec![]);
     }
 }

@@ -77,13 +77,18 @@ pub enum Topology {
     /// The livekit Helm chart's: `hostNetwork: true`, each pod advertises
     /// its node's address (`use_external_ip: true`), ports on the node.
     HostNetwork,
+    /// A TURN gateway in the cluster (STUNner, for one) relays media to
+    /// the pods' own addresses: no media LoadBalancer in front of the pods,
+    /// no NODE_IP, and clients learn the relay from `rtc.turn_servers` (or
+    /// livekit-server's own `turn:` server).
+    TurnGateway,
 }
 
 pub fn topology_schema() -> serde_json::Value {
     serde_json::json!({
-        "enum": ["load-balancer", "host-network"],
+        "enum": ["load-balancer", "host-network", "turn-gateway"],
         "default": "load-balancer",
-        "description": "load-balancer: the runbook's design (one LoadBalancer IP as NODE_IP, one pod). host-network: the livekit Helm chart's (hostNetwork, STUN, one pod per node)."
+        "description": "load-balancer: the runbook's design (one LoadBalancer IP as NODE_IP, one pod). host-network: the livekit Helm chart's (hostNetwork, STUN, one pod per node). turn-gateway: a TURN gateway in the cluster (STUNner) relays media to the pods' own addresses, announced in rtc.turn_servers."
     })
 }
 

@@ -79,7 +79,7 @@ impl Policy for SecretKeys {
                     without keys falls back to the publicly known pair devkey: secret and binds to 127.0.0.1 and ::1 \
                     only. Every secretKeyRef into the Secret must name a key its ExternalSecret writes, or the pod \
                     stays in CreateContainerConfigError; keys written through dataFrom cannot be checked statically. \
-                    external-secrets v0.17 stopped serving external-secrets.io/v1beta1. Values are never printed. Topology: both."
+                    external-secrets v0.17 stopped serving external-secrets.io/v1beta1. Values are never printed. Topology: all."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({

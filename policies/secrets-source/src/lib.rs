@@ -66,7 +66,7 @@ impl Policy for SecretsSource {
                     the pair the server validates with (tokens are rejected), and an inline keys: map in the \
                     livekit config is a literal too. The ExternalSecret must target exactly livekit-secrets. \
                     (Whether the server gets keys at all, and whether every key a workload reads is one the \
-                    ExternalSecret writes, is livekit/secret-keys.) Values are never printed. Topology: both."
+                    ExternalSecret writes, is livekit/secret-keys.) Values are never printed. Topology: all."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({

@@ -143,7 +143,7 @@ impl Policy for ServiceLinks {
                     fails to parse its port, prints the error and exits, and the pod crash-loops \
                     (livekit/livekit#2961). Where the value happens to parse it silently overrides the config. \
                     Judged for the whole render: the Services of the pod's namespace must be in the batch; the \
-                    container's own env entry of the same name wins over the injected one. Topology: both."
+                    container's own env entry of the same name wins over the injected one. Topology: all."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({})),

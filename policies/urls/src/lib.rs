@@ -919,7 +919,7 @@ impl Policy for Urls {
                     list the host under spec.tls and route /rtc to the signaling Service. When Ingresses of the \
                     client's namespace exist but none carries the host, a warning; when the render has none, \
                     nothing (TLS may be terminated elsewhere). Env values from Secrets are not read, and URLs \
-                    are printed without user info or query. Topology: both."
+                    are printed without user info or query. Topology: all."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({

@@ -29,7 +29,7 @@ impl Policy for UseExternalIp {
                     media. The config must say use_external_ip: false and each overlay pins NODE_IP to its \
                     LoadBalancer IP. livekit-server reads the YAML with Go's yaml.v3 into a bool, so `yes`, \
                     `on` and `True` are true too; an env override LIVEKIT_RTC_USE_EXTERNAL_IP=true on the \
-                    container beats the file. livekit-server v1.13.3 reads rtc.use_external_ip from the YAML (yaml.v3 into a Go bool), then from the generated LIVEKIT_RTC_USE_EXTERNAL_IP env or --rtc.use_external_ip flag (strconv.ParseBool), later winning (pkg/config NewConfig, updateFromCLI); an override strconv cannot parse (`yes`) is livekit/config-schema's finding. Topology load-balancer: applies. host-network (the livekit Helm chart's design): each node advertises its own public address, so use_external_ip must be true unless a node IP is given (NODE_IP, --node-ip, rtc.node_ip); with false and none, livekit-server advertises the node's private address. In both topologies a config livekit-server cannot read (not YAML, a path in LIVEKIT_CONFIG, a --config file no volume provides, a mounted config never passed) is reported here."
+                    container beats the file. livekit-server v1.13.3 reads rtc.use_external_ip from the YAML (yaml.v3 into a Go bool), then from the generated LIVEKIT_RTC_USE_EXTERNAL_IP env or --rtc.use_external_ip flag (strconv.ParseBool), later winning (pkg/config NewConfig, updateFromCLI); an override strconv cannot parse (`yes`) is livekit/config-schema's finding. Topology load-balancer: applies. host-network (the livekit Helm chart's design): each node advertises its own public address, so use_external_ip must be true unless a node IP is given (NODE_IP, --node-ip, rtc.node_ip); with false and none, livekit-server advertises the node's private address. turn-gateway (a TURN gateway such as STUNner relays to the pods' own addresses): the value is not judged. In every topology a config livekit-server cannot read (not YAML, a path in LIVEKIT_CONFIG, a --config file no volume provides, a mounted config never passed) is reported here."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({
@@ -43,7 +43,10 @@ impl Policy for UseExternalIp {
         // The Helm chart's host-network design advertises each node's own
         // address found by STUN: there the value is judged the other way,
         // and a config the server cannot read is a finding in both.
-        let host_network = scoped.topology == settings::Topology::HostNetwork;
+        // Behind a TURN gateway the value is not judged (the relay decides
+        // what reaches the pods), but the config must still be readable.
+        let topology = scoped.topology;
+        let host_network = topology != settings::Topology::LoadBalancer;
         let target = scoped.target;
         let objects = batch.objects();
         let templates = workload::pod_templates(&objects);
@@ -56,8 +59,10 @@ impl Policy for UseExternalIp {
         }
         for lk in &servers {
             let e = Effective::build(&objects, lk.clone());
-            if host_network {
+            if topology == settings::Topology::HostNetwork {
                 check_host_network(&e, &mut findings);
+            } else if host_network {
+                check_readable(&e, &mut findings);
             } else {
                 check_server(&e, &mut findings);
             }
@@ -101,16 +106,27 @@ fn check_server(e: &Effective, findings: &mut Vec<Finding>) {
     }
 }
 
+/// Whether the server can read its config (the whole check in turn-gateway
+/// topology). `true` when it cannot, and that was reported.
+fn check_readable(e: &Effective, findings: &mut Vec<Finding>) -> bool {
+    if !e.object().origin.complete {
+        return false;
+    }
+    let Some(message) = document_problem(e, true) else {
+        return false;
+    };
+    findings.push(
+        e.container_place().error(RULE, message).hint(
+            "pass the config with --config FILE (mounted from its ConfigMap) or LIVEKIT_CONFIG",
+        ),
+    );
+    true
+}
+
 /// Host-network topology: each node must advertise its own public address,
 /// found by STUN (`use_external_ip: true`) or given (a node IP).
 fn check_host_network(e: &Effective, findings: &mut Vec<Finding>) {
-    if !e.object().origin.complete {
-        return;
-    }
-    if let Some(message) = document_problem(e, true) {
-        findings.push(e.container_place().error(RULE, message).hint(
-            "pass the config with --config FILE (mounted from its ConfigMap) or LIVEKIT_CONFIG",
-        ));
+    if !e.object().origin.complete || check_readable(e, findings) {
         return;
     }
     // (Past `document_problem`, an unresolved document is a hidden one.)
@@ -537,6 +553,29 @@ spec:
         );
         assert!(
             !f[0].message.contains("never set explicitly"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    #[test]
+    fn turn_gateway_judges_only_whether_the_config_is_read() {
+        const TG: &str = r#"{"topology": "turn-gateway"}"#;
+        let tg = |config: &str| {
+            let indented: String = config.lines().map(|l| format!("    {l}\n")).collect();
+            UseExternalIp::validate(&render(&format!("{CM}{indented}{DEPLOY}")), TG).unwrap()
+        };
+        // The relay decides what reaches the pods: the value is not judged.
+        assert_eq!(tg("rtc:\n  use_external_ip: true"), vec![]);
+        assert_eq!(tg("port: 7880"), vec![]);
+        let unread = format!(
+            "{CM}    rtc:\n      use_external_ip: false\n{}",
+            DEPLOY.replace("[\"--config\", \"/etc/livekit/livekit.yaml\"]", "[]")
+        );
+        let f = UseExternalIp::validate(&render(&unread), TG).unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].message.contains("never passes it with --config"),
             "{}",
             f[0].message
         );
