@@ -352,51 +352,40 @@ fn a_literal_secret_in_a_base_or_patch_never_reaches_the_output() {
     }
 }
 
-/// The livekit Helm chart's design (hostNetwork, STUN, no media
-/// LoadBalancer), declared by the tree's lkguard.yaml `topology:
-/// host-network`: the load-balancer rules stay quiet, and scaling out needs
-/// Redis and a hostname anti-affinity instead.
-#[test]
-fn host_network_topology_judges_the_helm_charts_design() {
-    let t = "fixtures/kustomize/host-network";
-    for clean in ["single", "scaled-with-redis"] {
+/// A tree whose lkguard.yaml declares a topology: its `clean` overlays pass;
+/// under an empty config (the load-balancer default) exactly `as_default`
+/// rules fire; each mistake overlay yields one finding, of `rule`, at the
+/// first non-comment line of `file` (in the tree) holding `needle`.
+fn judge_topology_tree(
+    t: &str,
+    clean: &[&str],
+    as_default: &[&str],
+    mistakes: &[(&str, &str, &str, &str)],
+) {
+    for clean in clean {
         let overlay = format!("{t}/overlays/{clean}");
         let out = lkguard(&["check", "--format", "json", &overlay]);
         let doc = json(&out);
         assert_eq!(doc["findings"], serde_json::json!([]), "{overlay}: {doc:#}");
         assert_eq!(out.status.code(), Some(0), "{overlay}");
     }
-    // The same tree judged as the runbook's load-balancer design.
     let empty = tempfile::NamedTempFile::new().unwrap();
-    let overlay = format!("{t}/overlays/single");
     let out = lkguard(&[
         "check",
         "--format",
         "json",
         "--config",
         empty.path().to_str().unwrap(),
-        &overlay,
+        &format!("{t}/overlays/{}", clean[0]),
     ]);
     let mut rules: Vec<String> = places(&json(&out))
         .into_iter()
         .map(|(rule, _, _)| rule)
         .collect();
     rules.sort();
-    assert_eq!(
-        rules,
-        [
-            "livekit/node-ip",
-            "livekit/rtc-service",
-            "livekit/use-external-ip"
-        ]
-    );
-    let kustomization = |o: &str| format!("{t}/overlays/{o}/kustomization.yaml");
-    for (overlay, needle) in [
-        ("scaled-without-redis", "count: 3"),
-        ("scaled-without-anti-affinity", "- op: remove"),
-        ("off-host-network", "- op: remove"),
-    ] {
-        let file = kustomization(overlay);
+    assert_eq!(rules, as_default);
+    for (overlay, rule, file, needle) in mistakes {
+        let file = format!("{t}/{file}");
         let out = lkguard(&[
             "check",
             "--format",
@@ -404,11 +393,6 @@ fn host_network_topology_judges_the_helm_charts_design() {
             &format!("{t}/overlays/{overlay}"),
         ]);
         let doc = json(&out);
-        let rule = if overlay == "off-host-network" {
-            "livekit/rtc-service"
-        } else {
-            "livekit/replicas"
-        };
         assert_eq!(
             places(&doc),
             [place(rule, &file, line_of(&file, needle))],
@@ -418,62 +402,69 @@ fn host_network_topology_judges_the_helm_charts_design() {
     }
 }
 
+/// The livekit Helm chart's design (hostNetwork, STUN, no media
+/// LoadBalancer), declared by the tree's lkguard.yaml `topology:
+/// host-network`: the load-balancer rules stay quiet, and scaling out needs
+/// Redis and a hostname anti-affinity instead; a pod taken off the host
+/// network no longer fits the topology.
+#[test]
+fn host_network_topology_judges_the_helm_charts_design() {
+    judge_topology_tree(
+        "fixtures/kustomize/host-network",
+        &["single", "scaled-with-redis"],
+        &[
+            "livekit/node-ip",
+            "livekit/rtc-service",
+            "livekit/use-external-ip",
+        ],
+        &[
+            (
+                "scaled-without-redis",
+                "livekit/replicas",
+                "overlays/scaled-without-redis/kustomization.yaml",
+                "count: 3",
+            ),
+            (
+                "scaled-without-anti-affinity",
+                "livekit/replicas",
+                "overlays/scaled-without-anti-affinity/kustomization.yaml",
+                "- op: remove",
+            ),
+            (
+                "off-host-network",
+                "livekit/rtc-service",
+                "overlays/off-host-network/kustomization.yaml",
+                "- op: remove",
+            ),
+        ],
+    );
+}
+
 /// STUNner's design (a TURN gateway relays media to the pods' own
 /// addresses), declared by the tree's lkguard.yaml `topology: turn-gateway`:
 /// no NODE_IP and no media LoadBalancer are needed, but clients must be
 /// handed the relay, and several pods need Redis (not an anti-affinity).
 #[test]
 fn turn_gateway_topology_judges_stunners_design() {
-    let t = "fixtures/kustomize/turn-gateway";
-    for clean in ["single", "scaled-with-redis"] {
-        let overlay = format!("{t}/overlays/{clean}");
-        let out = lkguard(&["check", "--format", "json", &overlay]);
-        let doc = json(&out);
-        assert_eq!(doc["findings"], serde_json::json!([]), "{overlay}: {doc:#}");
-        assert_eq!(out.status.code(), Some(0), "{overlay}");
-    }
-    // The same tree judged as the runbook's load-balancer design.
-    let empty = tempfile::NamedTempFile::new().unwrap();
-    let out = lkguard(&[
-        "check",
-        "--format",
-        "json",
-        "--config",
-        empty.path().to_str().unwrap(),
-        &format!("{t}/overlays/single"),
-    ]);
-    let mut rules: Vec<String> = places(&json(&out))
-        .into_iter()
-        .map(|(rule, _, _)| rule)
-        .collect();
-    rules.sort();
-    assert_eq!(rules, ["livekit/node-ip", "livekit/rtc-service"]);
-    let replicas = format!("{t}/overlays/scaled-without-redis/kustomization.yaml");
-    let patch = format!("{t}/overlays/no-relay/patches/livekit-config.yaml");
-    for (overlay, expected) in [
-        (
-            "scaled-without-redis",
-            place(
+    judge_topology_tree(
+        "fixtures/kustomize/turn-gateway",
+        &["single", "scaled-with-redis"],
+        &["livekit/node-ip", "livekit/rtc-service"],
+        &[
+            (
+                "scaled-without-redis",
                 "livekit/replicas",
-                &replicas,
-                line_of(&replicas, "count: 2"),
+                "overlays/scaled-without-redis/kustomization.yaml",
+                "count: 2",
             ),
-        ),
-        (
-            "no-relay",
-            place("livekit/rtc-service", &patch, line_of(&patch, "    rtc:")),
-        ),
-    ] {
-        let out = lkguard(&[
-            "check",
-            "--format",
-            "json",
-            &format!("{t}/overlays/{overlay}"),
-        ]);
-        let doc = json(&out);
-        assert_eq!(places(&doc), [expected], "{overlay}: {doc:#}");
-        assert_eq!(out.status.code(), Some(1), "{overlay}");
-    }
+            (
+                "no-relay",
+                "livekit/rtc-service",
+                "overlays/no-relay/patches/livekit-config.yaml",
+                "    rtc:",
+            ),
+        ],
+    );
 }
 
 /// A ConfigMap made by `configMapGenerator`: a finding about one of its keys
