@@ -1,9 +1,10 @@
 //! livekit-server's command line, read the way urfave/cli reads it.
 //!
 //! `--name value`, `--name=value`, and the single-dash forms; a boolean flag
-//! takes no separate value (`--dev`, `--dev=false`). The first word that is
-//! not a flag ends the options when it is not the value of one; `--` ends
-//! them too. Later occurrences of a flag win.
+//! takes no separate value (`--dev`, `--dev=false`). A word that is neither
+//! a flag nor a flag's value is skipped (the caller passes the words after
+//! the one that starts livekit-server); `--` ends the options. Later
+//! occurrences of a flag win.
 
 use crate::env::Word;
 use crate::place::Place;
