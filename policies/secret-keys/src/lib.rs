@@ -469,15 +469,23 @@ fn check_server(
         place
             .error(
                 RULE,
-                format!(
-                    "livekit-server in container `{}` gets no API keys: {why}",
-                    e.container_name()
-                ),
+                if parsed {
+                    format!(
+                        "livekit-server in container `{}` gets no API keys: {why}",
+                        e.container_name()
+                    )
+                } else {
+                    format!("livekit-server in container `{}` cannot start: {why}", e.container_name())
+                },
             )
-            .hint(format!(
-                "set env LIVEKIT_KEYS (`<api key>: <api secret>`) from secretKeyRef {{name: {}, key: livekit-keys}}, or mount key_file from Secret {} with defaultMode: 0400",
-                s.secret, s.secret
-            )),
+            .hint(if parsed {
+                format!(
+                    "set env LIVEKIT_KEYS (`<api key>: <api secret>`) from secretKeyRef {{name: {}, key: livekit-keys}}, or mount key_file from Secret {} with defaultMode: 0400",
+                    s.secret, s.secret
+                )
+            } else {
+                "write it as YAML `<api key>: <api secret>`, with a space after the colon (composed: `$(API_KEY): $(API_SECRET)`), or read the whole pair from one Secret key".to_string()
+            }),
     );
 }
 
