@@ -45,11 +45,59 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
     let mut indexes = indexes.into_iter();
     Ok(values
         .into_iter()
-        .map(|value| Document {
-            value,
-            spans: indexes.next().unwrap_or_default(),
+        .map(|mut value| {
+            let spans = indexes.next().unwrap_or_default();
+            resolve_octal(&mut value, &spans, &mut String::new());
+            Document { value, spans }
         })
         .collect())
+}
+
+/// `defaultMode: 0400` is octal 256 to kubectl (sigs.k8s.io/yaml on
+/// go-yaml v2) and to kustomize (yaml.v3 keeps the YAML 1.1 form), while
+/// serde_yaml reads an unquoted number with a leading zero as a string.
+/// Read as a string, a valid manifest fails its type check and goes
+/// unjudged; so unquoted `0[0-7]+` becomes the number kubectl applies.
+fn resolve_octal(value: &mut Value, spans: &SpanIndex, pointer: &mut String) {
+    match value {
+        Value::String(text) => {
+            let plain = spans
+                .get(pointer)
+                .is_some_and(|s| s.style == spans::Style::Plain);
+            if !plain {
+                return;
+            }
+            let (sign, digits) = match text.strip_prefix('-') {
+                Some(d) => (-1, d),
+                None => (1, text.strip_prefix('+').unwrap_or(text)),
+            };
+            let octal = digits.len() > 1
+                && digits.starts_with('0')
+                && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
+            if let (true, Ok(n)) = (octal, i64::from_str_radix(digits, 8)) {
+                *value = Value::from(sign * n);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&i.to_string());
+                resolve_octal(item, spans, pointer);
+                pointer.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                resolve_octal(item, spans, pointer);
+                pointer.truncate(len);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The readers' safety limits, named with their values: serde_yaml 0.9
@@ -78,6 +126,17 @@ fn strip_location(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unquoted_leading_zero_number_is_octal_as_kubectl_reads_it() {
+        let docs = parse("a: 0400\nb: '0400'\nc: [0644, 08, 0]\nd: -010\n").unwrap();
+        let v = &docs[0].value;
+        assert_eq!(v["a"], 256);
+        assert_eq!(v["b"], "0400");
+        // 08 is no octal number: left as serde_yaml reads it; 0 is zero.
+        assert_eq!(v["c"], serde_json::json!([420, "08", 0]));
+        assert_eq!(v["d"], -8);
+    }
 
     #[test]
     fn documents_align_with_spans() {

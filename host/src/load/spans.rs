@@ -26,7 +26,10 @@ pub struct Mark {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
     Block,
+    /// A quoted scalar, or an alias.
     Inline,
+    /// An unquoted scalar: its text is resolved by type (`0644` is octal).
+    Plain,
     Collection,
 }
 
@@ -196,6 +199,7 @@ impl Builder {
             Event::Scalar(text, style, ..) => {
                 let style = match style {
                     TScalarStyle::Literal | TScalarStyle::Folded => Style::Block,
+                    TScalarStyle::Plain => Style::Plain,
                     _ => Style::Inline,
                 };
                 let _ = self.slot(mark, style, Some(&text));

@@ -381,6 +381,44 @@ fn check_turn(e: &Effective, findings: &mut Vec<Finding>) {
             );
         }
     }
+    if tls <= 0 || e.document.hidden() {
+        return;
+    }
+    // TURN over TLS (pkg/service/turn.go NewTurnServer, v1.13.3): a domain,
+    // and unless a load balancer terminates TLS (external_tls), a
+    // certificate pair; without them the server exits at startup.
+    let text = |p: &str| e.get(p).map(|s| s.text().map(|t| t.trim().to_string()));
+    // Unset, or empty; a value from a Secret counts as set.
+    let unset = |p: &str| match text(p) {
+        None => true,
+        Some(t) => t.is_some_and(|t| t.is_empty()),
+    };
+    let external_tls = e
+        .get("turn.external_tls")
+        .is_some_and(|s| s.bool() != Ok(Some(false)));
+    let missing = if unset("turn.domain") {
+        Some((
+            "turn.domain is not set",
+            "\"TURN domain required\"",
+            "set turn.domain to the TURN host clients reach (a name on the certificate)",
+        ))
+    } else if !external_tls && (unset("turn.cert_file") || unset("turn.key_file")) {
+        Some(("turn.cert_file and turn.key_file are not both set (and turn.external_tls is not on)", "\"TURN tls cert required\"", "mount the certificate from a Secret and set turn.cert_file and turn.key_file, or set turn.external_tls: true when a load balancer terminates TLS, or drop turn.tls_port"))
+    } else {
+        None
+    };
+    let Some((what, error, hint)) = missing else {
+        return;
+    };
+    let place = e
+        .get("turn.tls_port")
+        .and_then(|s| s.place)
+        .unwrap_or_else(|| e.container_place());
+    findings.push(
+        place
+            .error(RULE, format!("turn.tls_port is set, but {what}: livekit-server fails with {error} when it starts its TURN server, and exits"))
+            .hint(hint),
+    );
 }
 
 /// Names a LiveKit client SDK reads (`livekit/secret-keys` explains the
@@ -876,6 +914,37 @@ spec:
                 vec![],
                 "{env}"
             );
+        }
+    }
+
+    #[test]
+    fn turn_over_tls_needs_a_domain_and_a_certificate() {
+        let deploy = || "[--config, /etc/livekit/livekit.yaml]";
+        let f = run_with(
+            "turn:\n  enabled: true\n  tls_port: 5349\n  domain: turn.example.com",
+            deploy(),
+            "[]",
+        );
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].embedded_path.as_deref(), Some("/turn/tls_port"));
+        assert!(
+            f[0].message.contains("TURN tls cert required"),
+            "{}",
+            f[0].message
+        );
+        let f = run_with("turn:\n  enabled: true\n  tls_port: 5349", deploy(), "[]");
+        assert!(
+            f[0].message.contains("TURN domain required"),
+            "{}",
+            f[0].message
+        );
+        for ok in [
+            "turn:\n  enabled: true\n  tls_port: 5349\n  domain: turn.example.com\n  cert_file: /tls/tls.crt\n  key_file: /tls/tls.key",
+            "turn:\n  enabled: true\n  tls_port: 5349\n  domain: turn.example.com\n  external_tls: true",
+            "turn:\n  enabled: true\n  udp_port: 3478",
+            "turn:\n  enabled: false\n  tls_port: 5349",
+        ] {
+            assert_eq!(run_with(ok, deploy(), "[]"), vec![], "{ok}");
         }
     }
 

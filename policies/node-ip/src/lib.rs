@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
 use lkguard_policy_sdk::effective::{node_ip_is_struct, Effective, Raw};
+use lkguard_policy_sdk::env::EnvValue;
 use lkguard_policy_sdk::livekit::LivekitContainer;
 use lkguard_policy_sdk::{settings, workload, Batch, Finding, Metadata, Object, Policy, RuleInfo};
 
@@ -178,13 +179,37 @@ fn resolve(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding
     let Some(place) = setting.place.clone() else {
         return Source::Done;
     };
-    match &setting.raw {
+    // `--node-ip=$(POD_IP)`: the kubelet substitutes the variable, so the
+    // value is whatever that variable is (a fieldRef, say).
+    let raw = match &setting.raw {
+        Raw::Text(text) if text.contains("$(") => {
+            let whole = text
+                .trim()
+                .strip_prefix("$(")
+                .and_then(|t| t.strip_suffix(')'))
+                .and_then(|n| e.env.get(n));
+            // A name the pod does not define stays as written.
+            let defined = |t: &str| {
+                t.split("$(")
+                    .skip(1)
+                    .filter_map(|r| r.split_once(')'))
+                    .any(|(n, _)| e.env.get(n).is_some())
+            };
+            match whole.map(|v| &v.value) {
+                Some(EnvValue::Unknown(why)) => Raw::Unknown(why.clone()),
+                _ if defined(text) => Raw::Unknown(format!("a variable in `{}`", text.trim())),
+                _ => setting.raw.clone(),
+            }
+        }
+        raw => raw.clone(),
+    };
+    match &raw {
         Raw::Text(text) => Source::Literal(place.resource, place.path, text.clone(), e.version),
         Raw::Unknown(why) if why.starts_with("fieldRef") => {
             let field = why.trim_start_matches("fieldRef ");
             findings.push(
                 place
-                    .error(RULE, format!("NODE_IP comes from fieldRef {field}, the pod's or node's own address, not the LoadBalancer IP browsers must reach"))
+                    .error(RULE, format!("{} comes from fieldRef {field}, the pod's or node's own address, not the LoadBalancer IP browsers must reach", setting.describe()))
                     .hint("set NODE_IP to the livekit-rtc LoadBalancer EXTERNAL-IP as a literal value"),
             );
             Source::Done
@@ -379,6 +404,21 @@ spec:
     fn kubelet_expansion_is_followed() {
         let e = "          env:\n            - {name: LB, value: 20.61.14.7}\n            - {name: NODE_IP, value: $(LB)}";
         assert_eq!(run(&deploy(e)), vec![]);
+        // `--node-ip=$(POD_IP)`: the kubelet substitutes the pod's address,
+        // which is the finding, not "not an IP address".
+        let arg = "          env:\n            - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}\n          args: ['--node-ip=$(POD_IP)']";
+        let f = run(&deploy(arg));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "/spec/template/spec/containers/0/args/0");
+        assert!(
+            f[0].message
+                .starts_with("flag --node-ip comes from fieldRef status.podIP"),
+            "{}",
+            f[0].message
+        );
+        // A name the pod does not define stays `$(X)`, which is no address.
+        let f = run(&deploy("          env: [{name: NODE_IP, value: $(NOPE)}]"));
+        assert!(f[0].message.contains("is not"), "{}", f[0].message);
     }
 
     #[test]

@@ -81,7 +81,8 @@ impl Policy for Replicas {
             let effective = Effective::build(&objects, server);
             match s.topology {
                 Topology::LoadBalancer => {
-                    let redis = has_redis(&effective);
+                    // A config the render does not show may name Redis.
+                    let redis = has_redis(&effective) || effective.document.hidden();
                     for out in scale {
                         let tail = if redis {
                             ""
@@ -99,7 +100,7 @@ impl Policy for Replicas {
                 }
                 Topology::HostNetwork | Topology::TurnGateway => {
                     let Some(first) = scale.first() else { continue };
-                    if !has_redis(&effective) {
+                    if !has_redis(&effective) && !effective.document.hidden() {
                         findings.push(
                             Finding::error(RULE, first.resource, first.path.clone(), format!(
                                 "{}, but livekit-server has no Redis (redis.address, REDIS_HOST or --redis-host), so each pod keeps its own rooms and participants of one room land apart",
@@ -347,5 +348,18 @@ spec:
             .replace("    metadata: {labels: {app: livekit}}\n    spec:\n", "    metadata: {labels: {app: livekit}}\n    spec:\n      affinity:\n        podAntiAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            - {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app: livekit}}}\n")
             .replace("image: livekit/livekit-server:v1.9.1\n", "image: livekit/livekit-server:v1.9.1\n          env: [{name: REDIS_HOST, value: redis:6379}]\n");
         assert!(run(&spread, r#"{"topology": "host-network"}"#).is_empty());
+    }
+
+    #[test]
+    fn a_config_the_render_does_not_show_may_name_redis() {
+        // The config in a Secret volume: whether it names Redis is unknown.
+        let hidden = DEPLOY.replace("REPLICAS", "2").replace(
+            "image: livekit/livekit-server:v1.9.1\n",
+            "image: livekit/livekit-server:v1.9.1\n          env: [{name: LIVEKIT_CONFIG, valueFrom: {secretKeyRef: {name: lk, key: config.yaml}}}]\n",
+        );
+        let f = run(&hidden, "{}");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(!f[0].1.contains("Redis"), "{}", f[0].1);
+        assert_eq!(run(&hidden, r#"{"topology": "turn-gateway"}"#), vec![]);
     }
 }

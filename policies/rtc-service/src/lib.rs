@@ -265,6 +265,13 @@ impl Policy for RtcService {
     }
 }
 
+/// Whether the effective config lists TURN servers for clients.
+fn relays(e: &Effective) -> bool {
+    e.get("rtc.turn_servers").is_some_and(
+        |s| matches!(&s.raw, Raw::Yaml(v) if v.as_sequence().is_some_and(|l| !l.is_empty())),
+    )
+}
+
 /// `topology: turn-gateway` declares that media reaches the pods only
 /// through a TURN relay (a gateway such as STUNner, with its own public
 /// address): the pods' own addresses are unreachable from browsers, so
@@ -277,9 +284,7 @@ fn no_relay(objects: &[Object], lk: &LivekitContainer) -> Option<Finding> {
         return None;
     }
     let e = Effective::build(objects, lk.clone());
-    let listed = e.get("rtc.turn_servers").is_some_and(
-        |s| matches!(&s.raw, Raw::Yaml(v) if v.as_sequence().is_some_and(|l| !l.is_empty())),
-    );
+    let listed = relays(&e);
     let own = e
         .get("turn.enabled")
         .is_some_and(|s| s.bool() == Ok(Some(true)));
@@ -372,7 +377,11 @@ fn check_server(
                         base
                     }
                 })
-                    .hint("add the livekit-rtc Service: type LoadBalancer, UDP 7882 + TCP 7881, externalTrafficPolicy: Local"),
+                    .hint(if relays(e) {
+                        "this config lists rtc.turn_servers: if a TURN gateway (STUNner) relays media to the pods, declare topology: turn-gateway in lkguard.yaml; otherwise add the livekit-rtc Service: type LoadBalancer, UDP 7882 + TCP 7881, externalTrafficPolicy: Local"
+                    } else {
+                        "add the livekit-rtc Service: type LoadBalancer, UDP 7882 + TCP 7881, externalTrafficPolicy: Local"
+                    }),
             );
         }
         return;

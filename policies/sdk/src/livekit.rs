@@ -176,6 +176,21 @@ impl LivekitConfig<'_, '_> {
         Some((node, at))
     }
 
+    /// Whether the kubelet replaces `text` before livekit-server sees it: a
+    /// config given as a `LIVEKIT_CONFIG` env value is `$(NAME)`-expanded
+    /// from the container's earlier variables, so a value made only of
+    /// such references (and separators) is no literal in the manifest.
+    pub fn kubelet_expands(&self, text: &str) -> bool {
+        if !matches!(self.source, ConfigSource::Env { .. }) {
+            return false;
+        }
+        let rest = crate::env::expand_with(text, |_| Some(String::new()));
+        text.contains("$(")
+            && rest
+                .chars()
+                .all(|c| c.is_whitespace() || matches!(c, ':' | ','))
+    }
+
     pub fn describe(&self) -> String {
         match &self.source {
             ConfigSource::ConfigMap { name, key } => format!("ConfigMap {name} key {key}"),

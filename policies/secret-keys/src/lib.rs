@@ -1001,8 +1001,11 @@ fn check_config_keys(
             continue;
         };
         for (k, v) in map {
-            let key_ref = k.as_str().and_then(var_reference).is_some();
-            let secret_ref = v.as_str().and_then(var_reference).is_some();
+            // `$(NAME)` in a LIVEKIT_CONFIG env value is the kubelet's to
+            // expand: the real value arrives.
+            let literal_ref = |t: &str| var_reference(t).is_some() && !cfg.kubelet_expands(t);
+            let key_ref = k.as_str().is_some_and(literal_ref);
+            let secret_ref = v.as_str().is_some_and(literal_ref);
             if !(key_ref || secret_ref) {
                 continue;
             }
@@ -1293,6 +1296,21 @@ spec:
         // `$(NAME)` of a variable the pod defines is the kubelet's to expand.
         let expanded = "          env:\n            - name: SECRET\n              valueFrom: {secretKeyRef: {name: livekit-secrets, key: secret}}\n            - {name: LIVEKIT_KEYS, value: 'APIabc: $(SECRET)'}";
         assert_eq!(run(&server(expanded, "[]")), vec![]);
+    }
+
+    #[test]
+    fn dollar_paren_in_a_livekit_config_env_value_is_expanded_by_the_kubelet() {
+        // The config itself is an env value: the kubelet expands `$(NAME)`
+        // in it before livekit-server reads it.
+        let env = "          env:\n            - name: K\n              valueFrom: {secretKeyRef: {name: livekit-secrets, key: k}}\n            - name: S\n              valueFrom: {secretKeyRef: {name: livekit-secrets, key: s}}\n            - name: LIVEKIT_CONFIG\n              value: |\n                port: 7880\n                keys:\n                  \"$(K)\": \"$(S)\"";
+        assert_eq!(run(&server(env, "[]")), vec![]);
+        // `$NAME` there is still taken literally by livekit-server.
+        let f = run(&server(&env.replace("\"$(S)\"", "\"$S\""), "[]"));
+        assert_eq!(
+            paths(&f),
+            ["/spec/template/spec/containers/0/env/2/value"],
+            "{f:?}"
+        );
     }
 
     #[test]

@@ -104,7 +104,23 @@ impl Policy for SecretsSource {
         let servers = s.target.find(&templates);
         let configs = livekit::configs(&objects, &servers);
         for cfg in &configs {
-            if let Some((_, at)) = cfg.get("keys") {
+            // A committed pair: a key with a secret that is text in the
+            // manifest (`keys: {}` commits nothing, and `$(NAME)` in a
+            // LIVEKIT_CONFIG env value is expanded by the kubelet).
+            let committed = |keys: &serde_yaml::Value| {
+                keys.as_mapping().is_some_and(|m| {
+                    m.iter().any(|(k, v)| {
+                        let text = |y: &serde_yaml::Value| {
+                            lkguard_policy_sdk::goyaml::scalar_text(y).unwrap_or_default()
+                        };
+                        let (k, v) = (text(k), text(v));
+                        let expanded = cfg.kubelet_expands(&k) && cfg.kubelet_expands(&v);
+                        let empty = k.is_empty() && v.is_empty();
+                        !(expanded || empty)
+                    })
+                })
+            };
+            if let Some((_, at)) = cfg.get("keys").filter(|(keys, _)| committed(keys)) {
                 findings.push(
                     Finding::error(RULE, cfg.object.index, cfg.path.clone(), format!("the livekit config in {} has an inline keys: map (***), which commits the API secret to git", cfg.describe()))
                         .embedded(at)
@@ -183,7 +199,7 @@ fn check_container(
         let name = &env.name;
         let Some(from) = &env.value_from else {
             let value = env.value.as_deref().unwrap_or_default();
-            if composed_from_secret(c.container, i, value, &s.secret) {
+            if composed_from_secret(c.container, i, value) {
                 continue;
             }
             findings.push(
@@ -314,16 +330,21 @@ fn check_key_file(
     }
 }
 
-/// A value made only of `$(VAR)` references to variables read from the
+/// A value made only of `$(VAR)` references to variables read from a
 /// Secret, and separators (`LIVEKIT_KEYS: "$(API_KEY): $(API_SECRET)"`): the
 /// kubelet composes it at run time from earlier env entries, so nothing is
-/// committed.
-fn composed_from_secret(c: &Container, upto: usize, value: &str, secret: &str) -> bool {
+/// committed. A variable read from another Secret than `secret` is reported
+/// at its own entry; the composed value is not a literal either way.
+fn composed_from_secret(c: &Container, upto: usize, value: &str) -> bool {
     const FROM_SECRET: char = '\u{0}';
     let earlier: Vec<&EnvVar> = c.env.iter().flatten().take(upto).collect();
     let composed = lkguard_policy_sdk::env::expand_with(value, |name| {
         let e = earlier.iter().rev().find(|e| e.name == name)?;
-        references_secret(e, secret).then(|| FROM_SECRET.to_string())
+        let from_secret = e
+            .value_from
+            .as_ref()
+            .is_some_and(|f| f.secret_key_ref.is_some());
+        from_secret.then(|| FROM_SECRET.to_string())
     });
     composed.contains(FROM_SECRET)
         && composed
@@ -426,6 +447,25 @@ spec:
     }
 
     #[test]
+    fn only_a_keys_map_that_holds_a_pair_commits_one() {
+        let cm = |keys: &str| {
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: livekit-config}}\ndata:\n  livekit.yaml: |\n    port: 7880\n    rtc: {{tcp_port: 7881}}\n    keys: {keys}\n")
+        };
+        assert_eq!(run(&cm("{APIabc: s3cr3t-s3cr3t}")).len(), 1);
+        assert_eq!(run(&cm("{}")), vec![]);
+        // In a LIVEKIT_CONFIG env value the kubelet expands `$(NAME)`.
+        let server = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: livekit}\nspec:\n  template:\n    spec:\n      containers:\n        - name: livekit\n          image: livekit/livekit-server:v1.13.3\n          env:\n            - {name: K, valueFrom: {secretKeyRef: {name: livekit-secrets, key: k}}}\n            - {name: S, valueFrom: {secretKeyRef: {name: livekit-secrets, key: s}}}\n            - name: LIVEKIT_CONFIG\n              value: |\n                keys:\n                  \"$(K)\": \"$(S)\"\n";
+        let inline = |y: &str| {
+            run(y)
+                .into_iter()
+                .filter(|f| f.message.contains("inline keys"))
+                .count()
+        };
+        assert_eq!(inline(server), 0);
+        assert_eq!(inline(&server.replace("\"$(S)\"", "s3cr3t")), 1);
+    }
+
+    #[test]
     fn names() {
         for n in [
             "LIVEKIT_API_KEY",
@@ -496,6 +536,22 @@ spec:
             "            - {{name: LIVEKIT_KEYS, value: '$(API_KEY): $(API_SECRET)'}}\n{refs}"
         );
         assert_eq!(run(&workload(later.trim_end())).len(), 1);
+        // Composed from another Secret: the variables that read it are the
+        // findings, the composed value is no literal.
+        let other = ok
+            .replace("name: livekit-secrets", "name: app-secrets")
+            .replace("API_KEY", "LIVEKIT_API_KEY")
+            .replace("API_SECRET", "LIVEKIT_API_SECRET");
+        let f = run(&workload(&other));
+        let paths: Vec<&str> = f.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/spec/template/spec/containers/0/env/0/valueFrom/secretKeyRef/name",
+                "/spec/template/spec/containers/0/env/1/valueFrom/secretKeyRef/name"
+            ],
+            "{f:?}"
+        );
     }
 
     #[test]
