@@ -369,12 +369,28 @@ fn check_server(
                         describe_udp(&ports.udp),
                         ports.tcp
                     );
-                    // The livekit Helm chart's default: media on node IPs,
-                    // which on AKS are private and change with every node.
-                    if lk.template.spec.host_network == Some(true) {
-                        format!("{base} but the node's own address (hostNetwork), which is not a pinned public IP")
+                    // A NodePort Service (or hostNetwork, the livekit Helm
+                    // chart's default) puts media on node addresses, which
+                    // on AKS are private and change with every node.
+                    let node_port = objects
+                        .iter()
+                        .filter(|o| o.is("", "Service") && o.origin == object.origin && o.same_namespace(object))
+                        .filter_map(|o| o.typed::<Service>().map(|svc| (o, svc)))
+                        .find(|(_, svc)| {
+                            let spec = svc.spec.as_ref();
+                            let selector: BTreeMap<String, String> =
+                                spec.and_then(|s| s.selector.clone()).unwrap_or_default();
+                            spec.and_then(|s| s.type_.as_deref()) == Some("NodePort")
+                                && !selector.is_empty()
+                                && lk.template.selected_by(&selector)
+                        });
+                    let base = base.replace(" has no way in", "");
+                    if let Some((o, _)) = node_port {
+                        format!("{base} reaches them only through NodePort Service {} on each node's own address, which is not one pinned public IP that NODE_IP can name", o.name())
+                    } else if lk.template.spec.host_network == Some(true) {
+                        format!("{base} reaches them only at the node's own address (hostNetwork), which is not a pinned public IP")
                     } else {
-                        base
+                        format!("{base} has no way in")
                     }
                 })
                     .hint(if relays(e) {
@@ -795,6 +811,11 @@ spec:
         let f = run(&without.join("---\n"));
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].resource, f[0].path.as_str()), (1, ""));
+        assert!(f[0].message.ends_with("has no way in"), "{}", f[0].message);
+        // A NodePort Service carries media, but on node addresses.
+        let f = run(&y.replace("type: LoadBalancer", "type: NodePort"));
+        assert_eq!(f.len(), 1);
+        assert!(f[0].message.contains("only through NodePort Service livekit-rtc"), "{}", f[0].message);
     }
 
     #[test]

@@ -413,10 +413,44 @@ fn check_committed_secrets(objects: &[Object], s: &Settings, findings: &mut Vec<
                         Finding::error(RULE, o.index, pointer::join([field, key.as_str()]), format!("Secret {} commits LiveKit credential {key} (***) to git; it must come from Key Vault through the ExternalSecret", o.name()))
                             .hint("delete this Secret from the manifests and let the ExternalSecret produce it"),
                     );
+                } else if holds_keys(o, field, key) {
+                    findings.push(
+                        Finding::error(RULE, o.index, pointer::join([field, key.as_str()]), format!("Secret {} key {key} is a livekit config whose keys: map (***) commits the API pair to git; a Secret in the manifests is as readable as a ConfigMap", o.name()))
+                            .hint(format!("remove keys: from the config and set env LIVEKIT_KEYS from secretKeyRef {}", s.secret)),
+                    );
                 }
             }
         }
     }
+}
+
+/// Whether a committed Secret's value is a livekit config with a non-empty
+/// `keys:` map (`stringData` as text, `data` decoded from base64).
+fn holds_keys(o: &Object, field: &str, key: &str) -> bool {
+    let text = if field == "data" {
+        let secret = o
+            .typed::<k8s_openapi::api::core::v1::Secret>()
+            .unwrap_or_default();
+        let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) else {
+            return false;
+        };
+        String::from_utf8_lossy(&bytes.0).into_owned()
+    } else {
+        match o
+            .value()
+            .pointer(&pointer::join([field, key]))
+            .and_then(|v| v.as_str())
+        {
+            Some(t) => t.to_string(),
+            None => return false,
+        }
+    };
+    livekit::looks_like_config_text(&text)
+        && livekit::parse(&text).is_ok_and(|doc| {
+            doc.get("keys")
+                .and_then(|k| k.as_mapping())
+                .is_some_and(|m| !m.is_empty())
+        })
 }
 
 lkguard_policy_sdk::export_policy!(SecretsSource);
@@ -519,6 +553,19 @@ spec:
         assert_eq!(f[0].path, "/spec/target/name");
         let f = run("apiVersion: v1\nkind: Secret\nmetadata: {name: livekit-secrets}\nstringData: {livekit-keys: 'k: s'}\n");
         assert_eq!(f[0].path, "/stringData/livekit-keys");
+        // A config with a keys: map, committed in a Secret of another name.
+        let config = "port: 7880\nrtc: {tcp_port: 7881}\nkeys: {APIabc: s3cr3t-s3cr3t}\n";
+        let f = run(&format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: livekit-config}}\nstringData:\n  config.yaml: |\n    {}\n", config.trim_end().replace('\n', "\n    ")));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "/stringData/config.yaml");
+        assert!(!f[0].message.contains("s3cr3t"), "{}", f[0].message);
+        let encoded =
+            "cG9ydDogNzg4MApydGM6IHt0Y3BfcG9ydDogNzg4MX0Ka2V5czoge0FQSWFiYzogczNjcjN0LXMzY3IzdH0K";
+        let f = run(&format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: livekit-config}}\ndata: {{config.yaml: {encoded}}}\n"));
+        assert_eq!(
+            f.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            ["/data/config.yaml"]
+        );
     }
 
     #[test]
