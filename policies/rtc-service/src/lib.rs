@@ -332,6 +332,28 @@ fn off_the_node(lk: &LivekitContainer) -> Option<Finding> {
     )
 }
 
+/// The Services of one `type` in the server's render and namespace whose
+/// selector picks its pods.
+fn selecting<'o>(
+    objects: &'o [Object],
+    lk: &LivekitContainer,
+    kind: &str,
+) -> Vec<(&'o Object<'o>, Service)> {
+    let object = lk.template.object;
+    objects
+        .iter()
+        .filter(|o| o.is("", "Service") && o.origin == object.origin && o.same_namespace(object))
+        .filter_map(|o| o.typed::<Service>().map(|svc| (o, svc)))
+        .filter(|(_, svc)| {
+            let spec = svc.spec.as_ref();
+            let selector: BTreeMap<String, String> =
+                spec.and_then(|s| s.selector.clone()).unwrap_or_default();
+            spec.and_then(|s| s.type_.as_deref()) == Some(kind)
+                && lk.template.selected_by(&selector)
+        })
+        .collect()
+}
+
 fn check_server(
     e: &Effective,
     objects: &[Object],
@@ -345,18 +367,7 @@ fn check_server(
         .get("port")
         .and_then(|p| port_of(&p))
         .unwrap_or(DEFAULT_SIGNAL_PORT.into()) as i32;
-    let services: Vec<(&Object, Service)> = objects
-        .iter()
-        .filter(|o| o.is("", "Service") && o.origin == object.origin && o.same_namespace(object))
-        .filter_map(|o| o.typed::<Service>().map(|svc| (o, svc)))
-        .filter(|(_, svc)| {
-            let spec = svc.spec.as_ref();
-            let selector: BTreeMap<String, String> =
-                spec.and_then(|s| s.selector.clone()).unwrap_or_default();
-            spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
-                && lk.template.selected_by(&selector)
-        })
-        .collect();
+    let services = selecting(objects, lk, "LoadBalancer");
 
     if services.is_empty() {
         if object.origin.deployable && object.origin.complete {
@@ -372,18 +383,7 @@ fn check_server(
                     // A NodePort Service (or hostNetwork, the livekit Helm
                     // chart's default) puts media on node addresses, which
                     // on AKS are private and change with every node.
-                    let node_port = objects
-                        .iter()
-                        .filter(|o| o.is("", "Service") && o.origin == object.origin && o.same_namespace(object))
-                        .filter_map(|o| o.typed::<Service>().map(|svc| (o, svc)))
-                        .find(|(_, svc)| {
-                            let spec = svc.spec.as_ref();
-                            let selector: BTreeMap<String, String> =
-                                spec.and_then(|s| s.selector.clone()).unwrap_or_default();
-                            spec.and_then(|s| s.type_.as_deref()) == Some("NodePort")
-                                && !selector.is_empty()
-                                && lk.template.selected_by(&selector)
-                        });
+                    let node_port = selecting(objects, lk, "NodePort").into_iter().next();
                     let base = base.replace(" has no way in", "");
                     if let Some((o, _)) = node_port {
                         format!("{base} reaches them only through NodePort Service {} on each node's own address, which is not one pinned public IP that NODE_IP can name", o.name())
@@ -815,7 +815,12 @@ spec:
         // A NodePort Service carries media, but on node addresses.
         let f = run(&y.replace("type: LoadBalancer", "type: NodePort"));
         assert_eq!(f.len(), 1);
-        assert!(f[0].message.contains("only through NodePort Service livekit-rtc"), "{}", f[0].message);
+        assert!(
+            f[0].message
+                .contains("only through NodePort Service livekit-rtc"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]
