@@ -222,7 +222,7 @@ fn check_container(
         };
         if r.name != s.secret {
             findings.push(
-                Finding::error(RULE, index, format!("{at}/valueFrom/secretKeyRef/name"), format!("env {name} reads Secret {} instead of {}, so it drifts from the pair livekit-server validates tokens with", r.name, s.secret))
+                Finding::error(RULE, index, format!("{at}/valueFrom/secretKeyRef/name"), format!("env {name} reads Secret {} instead of {}: the pair lives only in {} (synced from Key Vault), and a copy in another Secret can drift from the pair livekit-server validates tokens with", r.name, s.secret, s.secret))
                     .hint(format!("set secretKeyRef.name: {}", s.secret)),
             );
             continue;
