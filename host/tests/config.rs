@@ -309,7 +309,7 @@ fn shared_settings_reach_every_policy_that_declares_them() {
     };
     // The Helm chart's design has no NODE_IP: node-ip does not apply, and
     // use-external-ip turns around (false with no node IP advertises the
-    // node's private address on the host network); this pod is not on the
+    // node's private addresses on the host network); this pod is not on the
     // host network at all, which rtc-service reports.
     cfg("settings:\n  \"*\": {topology: host-network}\n");
     let (code, doc) = check(dir.path(), "render.yaml");

@@ -29,7 +29,7 @@ impl Policy for UseExternalIp {
                     media. The config must say use_external_ip: false and each overlay pins NODE_IP to its \
                     LoadBalancer IP. livekit-server reads the YAML with Go's yaml.v3 into a bool, so `yes`, \
                     `on` and `True` are true too; an env override LIVEKIT_RTC_USE_EXTERNAL_IP=true on the \
-                    container beats the file. livekit-server v1.13.3 reads rtc.use_external_ip from the YAML (yaml.v3 into a Go bool), then from the generated LIVEKIT_RTC_USE_EXTERNAL_IP env or --rtc.use_external_ip flag (strconv.ParseBool), later winning (pkg/config NewConfig, updateFromCLI); an override strconv cannot parse (`yes`) is livekit/config-schema's finding. Topology load-balancer: applies. host-network (the livekit Helm chart's design): each node advertises its own public address, so use_external_ip must be true unless a node IP is given (NODE_IP, --node-ip, rtc.node_ip); with false and none, livekit-server advertises the node's private address. turn-gateway (a TURN gateway such as STUNner relays to the pods' own addresses): the value is not judged. In every topology a config livekit-server cannot read (not YAML, a path in LIVEKIT_CONFIG, a --config file no volume provides, a mounted config never passed) is reported here."
+                    container beats the file. livekit-server v1.13.3 reads rtc.use_external_ip from the YAML (yaml.v3 into a Go bool), then from the generated LIVEKIT_RTC_USE_EXTERNAL_IP env or --rtc.use_external_ip flag (strconv.ParseBool), later winning (pkg/config NewConfig, updateFromCLI); an override strconv cannot parse (`yes`) is livekit/config-schema's finding. Topology load-balancer: applies. host-network (the livekit Helm chart's design): each node advertises its own public address, so use_external_ip should be true unless a node IP is given (NODE_IP, --node-ip, rtc.node_ip); with false and none, livekit-server offers the node's private addresses and leaves the public one to STUN, which covers UDP only (mediatransportutil NewWebRTCConfig): a warning. turn-gateway (a TURN gateway such as STUNner relays to the pods' own addresses): the value is not judged. In every topology a config livekit-server cannot read (not YAML, a path in LIVEKIT_CONFIG, a --config file no volume provides, a mounted config never passed) is reported here."
                     .into(),
             }],
             settings_schema: settings::schema(serde_json::json!({
@@ -149,8 +149,8 @@ fn check_host_network(e: &Effective, findings: &mut Vec<Finding>) {
     let place = setting.place.clone().unwrap_or_else(|| e.container_place());
     findings.push(
         place
-            .error(RULE, format!(
-                "rtc.use_external_ip is false ({}) and no node IP is given (NODE_IP, --node-ip, rtc.node_ip): on the host network livekit-server then advertises the node's private address, which browsers cannot reach",
+            .warning(RULE, format!(
+                "rtc.use_external_ip is false ({}) and no node IP is given (NODE_IP, --node-ip, rtc.node_ip): on the host network livekit-server then offers the node's private interface addresses and leaves the public one to STUN (mediatransportutil NewWebRTCConfig adds STUN servers in this case), which finds it for UDP only and only through a NAT that keeps the mapping: ICE over TCP, the fallback where UDP is blocked, offers only the private address",
                 setting.describe()
             ))
             .hint("set `rtc.use_external_ip: true` (each node finds its public address by STUN), as the livekit Helm chart does"),
@@ -523,11 +523,13 @@ spec:
         };
         // The Helm chart's way: STUN on each node.
         assert_eq!(hn("rtc:\n  use_external_ip: true", "[]"), vec![]);
-        // False with no node IP: the node's private address.
+        // False with no node IP: private host candidates, STUN for UDP
+        // only (a warning: UDP may still work through the node's NAT).
         let f = hn("rtc:\n  use_external_ip: false", "[]");
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].embedded_path.as_deref(), Some("/rtc/use_external_ip"));
         assert!(f[0].message.contains("private address"), "{}", f[0].message);
+        assert_eq!(f[0].severity, lkguard_policy_sdk::Severity::Warning);
         // Unset is the default false, reported at the container.
         let f = hn("port: 7880", "[]");
         assert_eq!(f[0].path, "/spec/template/spec/containers/0");
