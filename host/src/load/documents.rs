@@ -1,5 +1,6 @@
 //! A YAML stream -> documents, each a JSON value with its span index.
 
+use lkguard_policy_sdk::pointer;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -47,7 +48,7 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
         .into_iter()
         .map(|mut value| {
             let spans = indexes.next().unwrap_or_default();
-            resolve_octal(&mut value, &spans, &mut String::new());
+            resolve_octal(&mut value, &spans, "");
             Document { value, spans }
         })
         .collect())
@@ -58,15 +59,9 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
 /// serde_yaml reads an unquoted number with a leading zero as a string.
 /// Read as a string, a valid manifest fails its type check and goes
 /// unjudged; so unquoted `0[0-7]+` becomes the number kubectl applies.
-fn resolve_octal(value: &mut Value, spans: &SpanIndex, pointer: &mut String) {
+fn resolve_octal(value: &mut Value, spans: &SpanIndex, pointer: &str) {
     match value {
         Value::String(text) => {
-            let plain = spans
-                .get(pointer)
-                .is_some_and(|s| s.style == spans::Style::Plain);
-            if !plain {
-                return;
-            }
             let (sign, digits) = match text.strip_prefix('-') {
                 Some(d) => (-1, d),
                 None => (1, text.strip_prefix('+').unwrap_or(text)),
@@ -74,26 +69,26 @@ fn resolve_octal(value: &mut Value, spans: &SpanIndex, pointer: &mut String) {
             let octal = digits.len() > 1
                 && digits.starts_with('0')
                 && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
+            // Only then ask the span index whether it was written unquoted.
+            let plain = || {
+                spans
+                    .get(pointer)
+                    .is_some_and(|s| s.style == spans::Style::Plain)
+            };
             if let (true, Ok(n)) = (octal, i64::from_str_radix(digits, 8)) {
-                *value = Value::from(sign * n);
+                if plain() {
+                    *value = Value::from(sign * n);
+                }
             }
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&i.to_string());
-                resolve_octal(item, spans, pointer);
-                pointer.truncate(len);
+                resolve_octal(item, spans, &pointer::push(pointer, i.to_string()));
             }
         }
         Value::Object(map) => {
             for (key, item) in map.iter_mut() {
-                let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
-                resolve_octal(item, spans, pointer);
-                pointer.truncate(len);
+                resolve_octal(item, spans, &pointer::push(pointer, key));
             }
         }
         _ => {}

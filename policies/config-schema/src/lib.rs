@@ -137,10 +137,20 @@ fn schema_at<'s>(schema: &'s Value, pointer: &str) -> Option<&'s Value> {
 /// The allowed key closest to an unknown one, when it is a likely typo.
 fn did_you_mean<'s>(schema: &'s Value, at: &str, key: &str) -> Option<&'s str> {
     let props = schema_at(schema, at)?.get("properties")?.as_object()?;
-    props
-        .keys()
-        .map(|k| (strsim::damerau_levenshtein(k, key), k.as_str()))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < k.len())
+    nearest(props.keys().map(String::as_str), key, 4)
+}
+
+/// The candidate closest to `name` by edit distance, when close enough to
+/// be a typo of it: at most 2 edits, or one in `per` characters of the
+/// candidate for longer ones, and fewer edits than the candidate is long.
+fn nearest<'s>(
+    candidates: impl Iterator<Item = &'s str>,
+    name: &str,
+    per: usize,
+) -> Option<&'s str> {
+    candidates
+        .map(|k| (strsim::damerau_levenshtein(k, name), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / per) && *d < k.len())
         .min()
         .map(|(_, k)| k)
 }
@@ -436,13 +446,13 @@ fn check_unread_names(e: &Effective, findings: &mut Vec<Finding>) {
         {
             continue;
         }
-        let near = effective::env_names()
-            .filter(|k| k.starts_with("LIVEKIT_"))
-            .map(|k| (strsim::damerau_levenshtein(k, name), k))
-            .filter(|(d, k)| *d <= 2.max(k.len() / 6))
-            .min();
+        let near = nearest(
+            effective::env_names().filter(|k| k.starts_with("LIVEKIT_")),
+            name,
+            6,
+        );
         let (message, hint) = match near {
-            Some((_, k)) => (
+            Some(k) => (
                 format!("env {name} is read by nothing in livekit-server {}: did you mean {k}? As written it has no effect", effective::LIVEKIT_VERSION),
                 format!("rename it to {k}"),
             ),

@@ -189,15 +189,14 @@ fn resolve(lk: &LivekitContainer, objects: &[Object], findings: &mut Vec<Finding
                 .and_then(|t| t.strip_suffix(')'))
                 .and_then(|n| e.env.get(n));
             // A name the pod does not define stays as written.
-            let defined = |t: &str| {
-                t.split("$(")
-                    .skip(1)
-                    .filter_map(|r| r.split_once(')'))
-                    .any(|(n, _)| e.env.get(n).is_some())
-            };
+            let defined = std::cell::Cell::new(false);
+            lkguard_policy_sdk::env::expand_with(text, |n| {
+                defined.set(defined.get() || e.env.get(n).is_some());
+                None
+            });
             match whole.map(|v| &v.value) {
                 Some(EnvValue::Unknown(why)) => Raw::Unknown(why.clone()),
-                _ if defined(text) => Raw::Unknown(format!("a variable in `{}`", text.trim())),
+                _ if defined.get() => Raw::Unknown(format!("a variable in `{}`", text.trim())),
                 _ => setting.raw.clone(),
             }
         }

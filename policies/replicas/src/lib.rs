@@ -79,10 +79,10 @@ impl Policy for Replicas {
                 continue;
             }
             let effective = Effective::build(&objects, server);
+            // A config the render does not show may name Redis.
+            let redis = has_redis(&effective) || effective.document.hidden();
             match s.topology {
                 Topology::LoadBalancer => {
-                    // A config the render does not show may name Redis.
-                    let redis = has_redis(&effective) || effective.document.hidden();
                     for out in scale {
                         let tail = if redis {
                             ""
@@ -100,7 +100,7 @@ impl Policy for Replicas {
                 }
                 Topology::HostNetwork | Topology::TurnGateway => {
                     let Some(first) = scale.first() else { continue };
-                    if !has_redis(&effective) && !effective.document.hidden() {
+                    if !redis {
                         findings.push(
                             Finding::error(RULE, first.resource, first.path.clone(), format!(
                                 "{}, but livekit-server has no Redis (redis.address, REDIS_HOST or --redis-host), so each pod keeps its own rooms and participants of one room land apart",

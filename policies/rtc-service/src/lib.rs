@@ -374,7 +374,7 @@ fn check_server(
             findings.push(
                 Finding::error(RULE, object.index, "", {
                     let base = format!(
-                        "no LoadBalancer Service selects the pods of {} {}, so media (UDP {}, TCP {}) has no way in",
+                        "no LoadBalancer Service selects the pods of {} {}, so media (UDP {}, TCP {})",
                         object.kind(),
                         object.name(),
                         describe_udp(&ports.udp),
@@ -384,7 +384,6 @@ fn check_server(
                     // chart's default) puts media on node addresses, which
                     // on AKS are private and change with every node.
                     let node_port = selecting(objects, lk, "NodePort").into_iter().next();
-                    let base = base.replace(" has no way in", "");
                     if let Some((o, _)) = node_port {
                         format!("{base} reaches them only through NodePort Service {} on each node's own address, which is not one pinned public IP that NODE_IP can name", o.name())
                     } else if lk.template.spec.host_network == Some(true) {

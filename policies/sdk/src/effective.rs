@@ -348,9 +348,14 @@ fn is_server_binary(word: &str) -> bool {
     word.rsplit('/').next() == Some("livekit-server")
 }
 
+/// Whether the container sets `command`, replacing the image's entrypoint.
+fn has_command(c: &Container) -> bool {
+    c.command.as_ref().is_some_and(|c| !c.is_empty())
+}
+
 /// The index of the word that starts livekit-server, when `command` is set.
 fn launch_word(c: &Container, words: &[Word]) -> Option<usize> {
-    if c.command.as_ref().is_none_or(|c| c.is_empty()) {
+    if !has_command(c) {
         return None;
     }
     words.iter().position(|w| is_server_binary(&w.text))
@@ -413,13 +418,10 @@ impl<'t, 'o, 'a> Effective<'t, 'o, 'a> {
     /// CMD).
     pub fn launch(&self) -> Launch<'_> {
         let c = self.server.container.container;
-        if c.command.as_ref().is_none_or(|c| c.is_empty()) {
-            return Launch::Entrypoint;
-        }
-        match (launch_word(c, &self.words), self.words.first()) {
-            (Some(i), _) => Launch::Server(&self.words[i]),
-            (None, Some(first)) => Launch::Other(first),
-            (None, None) => Launch::Entrypoint,
+        match launch_word(c, &self.words) {
+            Some(i) => Launch::Server(&self.words[i]),
+            None if has_command(c) => self.words.first().map_or(Launch::Entrypoint, Launch::Other),
+            None => Launch::Entrypoint,
         }
     }
 

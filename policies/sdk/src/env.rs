@@ -108,6 +108,24 @@ impl ContainerEnv {
 }
 
 /// `$(VAR)` expansion with `lookup` for the variables in scope.
+/// Whether `text` is made only of `$(NAME)` references that `is_ref`
+/// accepts (at least one) and separators (whitespace, `:`, `,`), such as
+/// `LIVEKIT_KEYS: "$(API_KEY): $(API_SECRET)"`: the kubelet composes it, and
+/// the manifest holds no value of its own.
+pub fn only_references(text: &str, is_ref: impl Fn(&str) -> bool) -> bool {
+    let found = std::cell::Cell::new(false);
+    let rest = expand_with(text, |name| {
+        is_ref(name).then(|| {
+            found.set(true);
+            String::new()
+        })
+    });
+    found.get()
+        && rest
+            .chars()
+            .all(|c| c.is_whitespace() || matches!(c, ':' | ','))
+}
+
 pub fn expand_with(value: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::new();
     let mut rest = value;
@@ -415,6 +433,16 @@ pub fn command_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_references_and_separators() {
+        let any = |_: &str| true;
+        assert!(only_references("$(A): $(B)", any));
+        assert!(only_references("$(A),$(B)", any));
+        assert!(!only_references("key: $(B)", any));
+        assert!(!only_references(": ,", any));
+        assert!(!only_references("$(A): $(B)", |n| n == "A"));
+    }
 
     #[test]
     fn expands_like_the_kubelet() {

@@ -184,11 +184,7 @@ impl LivekitConfig<'_, '_> {
         if !matches!(self.source, ConfigSource::Env { .. }) {
             return false;
         }
-        let rest = crate::env::expand_with(text, |_| Some(String::new()));
-        text.contains("$(")
-            && rest
-                .chars()
-                .all(|c| c.is_whitespace() || matches!(c, ':' | ','))
+        crate::env::only_references(text, |_| true)
     }
 
     pub fn describe(&self) -> String {

@@ -336,20 +336,15 @@ fn check_key_file(
 /// committed. A variable read from another Secret than `secret` is reported
 /// at its own entry; the composed value is not a literal either way.
 fn composed_from_secret(c: &Container, upto: usize, value: &str) -> bool {
-    const FROM_SECRET: char = '\u{0}';
     let earlier: Vec<&EnvVar> = c.env.iter().flatten().take(upto).collect();
-    let composed = lkguard_policy_sdk::env::expand_with(value, |name| {
-        let e = earlier.iter().rev().find(|e| e.name == name)?;
-        let from_secret = e
-            .value_from
-            .as_ref()
-            .is_some_and(|f| f.secret_key_ref.is_some());
-        from_secret.then(|| FROM_SECRET.to_string())
-    });
-    composed.contains(FROM_SECRET)
-        && composed
-            .chars()
-            .all(|ch| ch == FROM_SECRET || ch.is_whitespace() || matches!(ch, ':' | ','))
+    lkguard_policy_sdk::env::only_references(value, |name| {
+        earlier
+            .iter()
+            .rev()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value_from.as_ref())
+            .is_some_and(|f| f.secret_key_ref.is_some())
+    })
 }
 
 fn references_secret(env: &EnvVar, secret: &str) -> bool {
