@@ -1,5 +1,5 @@
 //! Builds the LiveKit policies (policies/*) as wasm32-wasip2 components and
-//! embeds the set of all five (`policies/livekit`), so `lkguard check` works
+//! embeds the set of every policy (`policies/livekit`), so `lkguard check` works
 //! with no config and no files.
 //!
 //! The nested cargo gets its own target directory: the outer build holds the

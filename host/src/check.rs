@@ -46,7 +46,108 @@ pub struct Resolved {
     pub config: Option<Config>,
     pub selection: Selection,
     pub settings: BTreeMap<String, Value>,
+    /// The policy ids `--settings` gave settings for (over `lkguard.yaml`).
+    pub settings_from_flags: Vec<String>,
     pub limits: Limits,
+}
+
+impl Resolved {
+    /// The settings each loaded policy receives, once everything
+    /// `lkguard.yaml` says has been checked against the policies that
+    /// were loaded: settings against each one's schema, and the rule ids of
+    /// `severity:` and `exemptions:` against their rules. A mistake in the
+    /// file is a diagnostic at its line (all of them at once), a mistake in
+    /// `--settings` names the flag's policy. `lkguard config validate`
+    /// runs exactly this, so it refuses what `check` would.
+    pub fn policy_settings(
+        &self,
+        registry: &Registry,
+    ) -> Result<BTreeMap<String, String>, CheckError> {
+        let (out, problems) = registry.check_settings(&self.settings);
+        let from_flags = problems
+            .iter()
+            .any(|p| self.settings_from_flags.contains(&p.entry()));
+        match &self.config {
+            Some(config) if !from_flags => {
+                let mut located: Vec<(String, String)> = problems
+                    .iter()
+                    .map(|p| (format!("/settings{}", p.pointer()), p.message()))
+                    .collect();
+                located.extend(unknown_rules(registry, config));
+                match located.is_empty() {
+                    true => Ok(out),
+                    false => Err(CheckError::Config(config.invalid(located))),
+                }
+            }
+            _ if problems.is_empty() => Ok(out),
+            // The same problems, as the flag's policy's error.
+            _ => Ok(registry.settings(&self.settings)?),
+        }
+    }
+
+    /// The embedded policies `lkguard.yaml`'s `policies:` leaves out: a
+    /// list written for a smaller bundle quietly switches off what came
+    /// later, so every report says what did not run.
+    pub fn not_selected(&self) -> Vec<String> {
+        match &self.selection.embedded {
+            None => Vec::new(),
+            Some(ids) => crate::policy::embedded_ids()
+                .iter()
+                .filter(|id| !ids.iter().any(|s| s == *id))
+                .map(|id| id.to_string())
+                .collect(),
+        }
+    }
+}
+
+/// Rule ids in `severity:` and `exemptions:` that no loaded policy has: a
+/// typo there would otherwise exempt or silence nothing, in silence.
+fn unknown_rules(registry: &Registry, config: &Config) -> Vec<(String, String)> {
+    let own = exempt::own_rules();
+    let known: Vec<&str> = registry
+        .policies
+        .iter()
+        .flat_map(|p| p.metadata.rules.iter().map(|r| r.id.as_str()))
+        .chain(own.iter().map(|r| r.id.as_str()))
+        .collect();
+    let problem = |pointer: String, rule: &str| {
+        let owner = registry
+            .unselected
+            .iter()
+            .find(|m| m.rules.iter().any(|r| r.id == rule));
+        let message = match owner {
+            Some(m) => format!(
+                "`{rule}` is a rule of policy {}, which the policies: list does not select",
+                m.id
+            ),
+            None => {
+                let guess = crate::suggest::nearest(known.iter().copied(), rule)
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
+                format!("`{rule}` is not a rule of the selected policies (`lkguard policies` lists them){guess}")
+            }
+        };
+        (pointer, message)
+    };
+    let mut out: Vec<(String, String)> = config
+        .severity
+        .keys()
+        .filter(|r| !known.contains(&r.as_str()))
+        .map(|r| {
+            problem(
+                format!("/severity/{}", r.replace('~', "~0").replace('/', "~1")),
+                r,
+            )
+        })
+        .collect();
+    out.extend(
+        config
+            .exemptions
+            .iter()
+            .filter(|e| !known.contains(&e.rule.as_str()))
+            .map(|e| problem(format!("/exemptions/{}/rule", e.index), &e.rule)),
+    );
+    out
 }
 
 impl Options {
@@ -92,6 +193,7 @@ impl Options {
             config,
             selection,
             settings,
+            settings_from_flags: self.settings.keys().cloned().collect(),
             limits,
         })
     }
@@ -124,6 +226,12 @@ pub struct Outcome {
     pub findings: Vec<Located>,
     pub failures: Vec<Failure>,
     pub policies: usize,
+    /// Embedded policies `lkguard.yaml`'s `policies:` does not select.
+    pub not_selected: Vec<String>,
+    /// livekit-server containers in the batch, as the LiveKit policies
+    /// recognise them (`None`: none of them ran). Zero makes a pass on the
+    /// wrong directory say so.
+    pub livekit_servers: Option<usize>,
     /// Findings accepted by an exemption: reported, never counted as errors.
     pub exempted: Vec<Exempted>,
     /// Findings of rules `lkguard.yaml` turns off.
@@ -150,7 +258,7 @@ impl Outcome {
     pub fn exit_code(&self) -> i32 {
         if !self.failures.is_empty()
             || !self.loaded.errors.is_empty()
-            || self.loaded.files.is_empty()
+            || (self.loaded.files.is_empty() && self.loaded.skipped_paths.is_empty())
         {
             2
         } else if self.errors() > 0 {
@@ -207,6 +315,41 @@ pub fn registry(
     Registry::load(Arc::clone(&runtime), selection)
 }
 
+/// `lkguard config validate`: the file against lkguard.yaml's schema, then
+/// against the policies it selects, loaded as `check` loads them. Returns
+/// how many policies that is.
+pub fn validate_config(
+    path: &std::path::Path,
+    cache_dir: Option<PathBuf>,
+) -> Result<usize, CheckError> {
+    let opts = Options {
+        paths: Vec::new(),
+        policies: Vec::new(),
+        settings: BTreeMap::new(),
+        cache_dir: cache_dir.clone(),
+        deadline_ms: None,
+        memory_mib: None,
+        config: Some(path.to_path_buf()),
+        load: load::LoadOptions::default(),
+    };
+    let resolved = opts.resolve()?;
+    let registry = registry(
+        &resolved.selection,
+        cache_dir,
+        resolved.limits,
+        Lifetime::OneShot,
+    )?;
+    // A pinned component that does not load fails every check.
+    if let Some(f) = registry.unloadable().into_iter().next() {
+        return Err(CheckError::Policy(PolicyError::Io {
+            path: f.policy,
+            message: f.message,
+        }));
+    }
+    resolved.policy_settings(&registry)?;
+    Ok(registry.policies.len())
+}
+
 pub fn run(opts: &Options) -> Result<Outcome, CheckError> {
     let resolved = opts.resolve()?;
     let registry = registry(
@@ -215,14 +358,35 @@ pub fn run(opts: &Options) -> Result<Outcome, CheckError> {
         resolved.limits,
         Lifetime::OneShot,
     )?;
-    let settings = registry.settings(&resolved.settings)?;
-    let loaded = load::load(&opts.paths, &opts.load);
-    Ok(evaluate(
-        &registry,
-        &settings,
-        resolved.config.as_ref(),
-        loaded,
-    ))
+    let settings = resolved.policy_settings(&registry)?;
+    let mut load_options = opts.load.clone();
+    if let Some(c) = &resolved.config {
+        load_options.exclude = c.exclude();
+    }
+    let loaded = load::load(&opts.paths, &load_options);
+    let mut outcome = evaluate(&registry, &settings, resolved.config.as_ref(), loaded);
+    outcome.not_selected = resolved.not_selected();
+    Ok(outcome)
+}
+
+/// The livekit-server containers of the batch, found as the embedded
+/// policies find them (by image or container name, from their settings).
+fn livekit_servers(
+    registry: &Registry,
+    settings: &BTreeMap<String, String>,
+    batch: &crate::model::Batch,
+) -> Option<usize> {
+    let embedded = registry
+        .policies
+        .iter()
+        .find(|p| p.source == crate::policy::PolicySource::Embedded)?;
+    let target: lkguard_policy_sdk::livekit::Target = settings
+        .get(embedded.id())
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default();
+    let objects = batch.objects();
+    let templates = lkguard_policy_sdk::workload::pod_templates(&objects);
+    Some(target.find(&templates).len())
 }
 
 /// Everything after loading: the policies on the batch, each finding
@@ -282,6 +446,7 @@ pub fn evaluate(
     findings.dedup_by(|a, b| a.finding == b.finding);
     let findings = merge_across_origins(&loaded, findings);
     let applied = exempt::apply(findings, &loaded, config.zip(config_file), exempt::today());
+    let livekit_servers = livekit_servers(registry, settings, &loaded.batch);
     Outcome {
         loaded,
         findings: applied.findings,
@@ -289,6 +454,8 @@ pub fn evaluate(
         off: applied.off,
         failures,
         policies: registry.policies.len(),
+        not_selected: Vec::new(),
+        livekit_servers,
         rules: registry
             .policies
             .iter()

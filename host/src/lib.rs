@@ -6,6 +6,7 @@
 
 pub mod changed;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod exempt;
@@ -16,4 +17,5 @@ pub mod model;
 pub mod policy;
 pub mod redact;
 pub mod report;
+pub mod suggest;
 pub mod webhook;

@@ -3,178 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use lkguard::check::{self, Options};
+use clap::Parser;
+use lkguard::check;
+use lkguard::cli::{Cli, Command, ConfigCommand, EngineArgs, ListFormat};
 use lkguard::engine::Lifetime;
 use lkguard::report::{self, Format};
-
-#[derive(Parser)]
-#[command(
-    name = "lkguard",
-    version,
-    about = "LiveKit-on-Kubernetes policies as WebAssembly components"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Check manifests: files, directories (recursively, *.yaml/*.yml) or `-` for stdin.
-    Check {
-        #[arg(required_unless_present = "changed_since", value_name = "PATH")]
-        paths: Vec<PathBuf>,
-        /// human (terminal), json, sarif (code scanning), junit (CI test views), github (workflow annotations).
-        #[arg(long, value_enum, default_value = "human")]
-        format: Format,
-        /// Write the --format report to FILE; the human summary still goes to the terminal.
-        #[arg(long, value_name = "FILE")]
-        output: Option<PathBuf>,
-        /// Check only what changed since the merge base of REF and HEAD (e.g. origin/main), as the pre-commit hook does.
-        #[arg(long, value_name = "REF")]
-        changed_since: Option<String>,
-        /// Settings for one policy, as ID=JSON (e.g. rtc-service='{"udp_port":3478}'). Repeatable.
-        #[arg(long = "settings", value_name = "ID=JSON")]
-        settings: Vec<String>,
-        /// How to render kustomize roots, e.g. 'kustomize build' or 'kubectl kustomize' [default: whichever is on PATH].
-        #[arg(long, value_name = "CMD")]
-        kustomize: Option<String>,
-        #[command(flatten)]
-        engine: EngineArgs,
-    },
-    /// List the loaded policies and their rules.
-    Policies {
-        #[arg(long, value_enum, default_value = "human")]
-        format: ListFormat,
-        #[command(flatten)]
-        engine: EngineArgs,
-    },
-    /// Print why a rule exists and what it checks.
-    Explain {
-        rule: String,
-        #[command(flatten)]
-        engine: EngineArgs,
-    },
-    /// Serve the validating admission webhook (HTTPS, POST /validate).
-    Serve {
-        /// PEM certificate chain (re-read when the file changes).
-        #[arg(long, value_name = "FILE")]
-        tls_cert: PathBuf,
-        /// PEM private key (re-read when the file changes).
-        #[arg(long, value_name = "FILE")]
-        tls_key: PathBuf,
-        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
-        listen: std::net::SocketAddr,
-        /// Answer every request within this (below the webhook's timeoutSeconds).
-        #[arg(long, value_name = "MS", default_value_t = 8_000)]
-        request_deadline_ms: u64,
-        /// Evaluations at once [default: the number of cores].
-        #[arg(long, value_name = "N")]
-        concurrency: Option<usize>,
-        #[command(flatten)]
-        engine: EngineArgs,
-    },
-    /// Review one AdmissionReview (file or -) as the webhook would; prints the response.
-    Review {
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        #[command(flatten)]
-        engine: EngineArgs,
-    },
-    /// lkguard.yaml, the repository configuration.
-    Config {
-        #[command(subcommand)]
-        command: ConfigCommand,
-    },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ListFormat {
-    Human,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum ConfigCommand {
-    /// Print the JSON Schema of lkguard.yaml (for editors' YAML support).
-    Schema,
-    /// Validate an lkguard.yaml [default: the one found up from the working directory].
-    Validate { file: Option<PathBuf> },
-}
-
-#[derive(Args)]
-struct EngineArgs {
-    /// A policy component (.wasm) to add, or to replace the embedded policy with the same id. Repeatable.
-    #[arg(long = "policy", value_name = "FILE.wasm")]
-    policies: Vec<PathBuf>,
-    /// Where compiled components are cached [default: $LKGUARD_CACHE_DIR, else $XDG_CACHE_HOME/lkguard, else ~/.cache/lkguard].
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-    /// Compile every run; write no cache.
-    #[arg(long)]
-    no_cache: bool,
-    /// Wall-clock budget of one policy evaluation [default: lkguard.yaml's limits.deadline_ms, else 5000].
-    #[arg(long, value_name = "MS")]
-    deadline_ms: Option<u64>,
-    /// Memory cap of one wasm instance (the embedded policies share one) [default: lkguard.yaml's limits.memory_mib, else 256].
-    #[arg(long, value_name = "MIB")]
-    memory_mib: Option<usize>,
-    /// The repository configuration [default: the nearest lkguard.yaml up from the first path].
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-}
-
-impl EngineArgs {
-    fn cache_dir(&self) -> Option<PathBuf> {
-        if self.no_cache {
-            return None;
-        }
-        let env = |k: &str| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        self.cache_dir
-            .clone()
-            .or_else(|| env("LKGUARD_CACHE_DIR"))
-            .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("lkguard")))
-            .or_else(|| env("HOME").map(|d| d.join(".cache").join("lkguard")))
-    }
-
-    fn options(
-        &self,
-        paths: Vec<PathBuf>,
-        settings: BTreeMap<String, serde_json::Value>,
-        kustomize: Option<String>,
-    ) -> Options {
-        Options {
-            paths,
-            policies: self.policies.clone(),
-            settings,
-            cache_dir: self.cache_dir(),
-            deadline_ms: self.deadline_ms,
-            memory_mib: self.memory_mib,
-            config: self.config.clone(),
-            load: lkguard::load::LoadOptions { kustomize },
-        }
-    }
-
-    /// The policies `lkguard.yaml` (found from the working directory) and
-    /// the flags select.
-    fn registry(&self) -> Result<lkguard::policy::Registry, check::CheckError> {
-        let resolved = self.options(Vec::new(), BTreeMap::new(), None).resolve()?;
-        Ok(check::registry(
-            &resolved.selection,
-            self.cache_dir(),
-            resolved.limits,
-            Lifetime::OneShot,
-        )?)
-    }
-}
 
 fn parse_settings(raw: &[String]) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
     let mut out = BTreeMap::new();
@@ -259,11 +94,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Explain { rule, engine } => {
             let registry = engine.registry()?;
             match report::policies::explain(&registry, &rule) {
-                Some(text) => {
+                Ok(text) => {
                     emit(&mut stdout, &text)?;
                     Ok(0)
                 }
-                None => anyhow::bail!("no rule `{rule}`; `lkguard policies` lists them"),
+                Err(why) => anyhow::bail!("{why}"),
             }
         }
         Command::Serve {
@@ -369,8 +204,24 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 None => lkguard::config::discover(std::path::Path::new("."))
                     .ok_or_else(|| anyhow::anyhow!("no lkguard.yaml here or above"))?,
             };
-            lkguard::config::load(&path).map_err(check::CheckError::from)?;
-            emit(&mut stdout, &format!("ok: {} is valid\n", path.display()))?;
+            let cache = EngineArgs {
+                policies: Vec::new(),
+                cache_dir: None,
+                no_cache: false,
+                deadline_ms: None,
+                memory_mib: None,
+                config: None,
+            }
+            .cache_dir();
+            let policies = check::validate_config(&path, cache)?;
+            emit(
+                &mut stdout,
+                &format!(
+                    "ok: {} is valid; its settings and rule ids fit the {policies} {} it selects\n",
+                    path.display(),
+                    if policies == 1 { "policy" } else { "policies" }
+                ),
+            )?;
             Ok(0)
         }
     }

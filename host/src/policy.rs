@@ -110,6 +110,54 @@ pub enum PolicyError {
     UnknownPolicy(String),
 }
 
+/// Settings a policy refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingsProblem {
+    /// Settings for a policy that is not loaded.
+    UnknownPolicy(String),
+    /// `pointer` is into the settings map: `/<policy id or *>/<key>...`.
+    Invalid {
+        policy: String,
+        pointer: String,
+        message: String,
+    },
+}
+
+impl SettingsProblem {
+    pub fn pointer(&self) -> String {
+        match self {
+            SettingsProblem::UnknownPolicy(id) => format!("/{}", escape(id)),
+            SettingsProblem::Invalid { pointer, .. } => pointer.clone(),
+        }
+    }
+
+    /// The top-level key of the settings map it is about.
+    pub fn entry(&self) -> String {
+        match self {
+            SettingsProblem::UnknownPolicy(id) => id.clone(),
+            SettingsProblem::Invalid { pointer, .. } => pointer
+                .split('/')
+                .nth(1)
+                .unwrap_or_default()
+                .replace("~1", "/")
+                .replace("~0", "~"),
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            SettingsProblem::UnknownPolicy(id) => {
+                format!("settings name policy `{id}`, which is not loaded")
+            }
+            SettingsProblem::Invalid { message, .. } => message.clone(),
+        }
+    }
+}
+
+fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
 /// A policy that could not evaluate a batch. Fail closed: the run exits 2.
 #[derive(Debug, Clone)]
 pub struct Failure {
@@ -131,6 +179,9 @@ pub struct Registry {
     pub policies: Vec<Policy>,
     /// The embedded set, when any of its members is selected.
     set: Option<LoadedSet>,
+    /// Members of the embedded set that were not selected, for messages
+    /// about their rules ("not selected" is not "no such rule").
+    pub unselected: Vec<Metadata>,
     units: Vec<Unit>,
 }
 
@@ -154,6 +205,7 @@ impl Registry {
             }
         }
         let mut policies = Vec::new();
+        let mut unselected = Vec::new();
         let mut set = None;
         if bundle::MEMBERS.iter().any(|id| selected(id)) {
             let (wasm, sha256) = bundle::SET;
@@ -179,6 +231,8 @@ impl Registry {
                         runs: Runs::Member(i as u32),
                         schema,
                     });
+                } else {
+                    unselected.push(metadata);
                 }
             }
             set = Some(loaded);
@@ -220,6 +274,7 @@ impl Registry {
                 .map(Unit::Own),
         );
         Ok(Registry {
+            unselected,
             runtime,
             policies,
             set,
@@ -265,37 +320,71 @@ impl Registry {
         &self,
         given: &BTreeMap<String, Value>,
     ) -> Result<BTreeMap<String, String>, PolicyError> {
-        if let Some(unknown) = given
-            .keys()
-            .find(|id| *id != SHARED && self.get(id).is_none())
-        {
-            return Err(PolicyError::UnknownPolicy(unknown.clone()));
+        let (out, problems) = self.check_settings(given);
+        match problems.first() {
+            None => Ok(out),
+            Some(SettingsProblem::UnknownPolicy(id)) => Err(PolicyError::UnknownPolicy(id.clone())),
+            Some(SettingsProblem::Invalid { policy, .. }) => Err(PolicyError::Settings {
+                policy: policy.clone(),
+                errors: problems
+                    .iter()
+                    .filter_map(|p| match p {
+                        SettingsProblem::Invalid {
+                            policy: q,
+                            pointer,
+                            message,
+                        } if q == policy => {
+                            Some(match pointer.get(1..).and_then(|p| p.split_once('/')) {
+                                Some((_, rest)) => format!("/{rest}: {message}"),
+                                None => message.clone(),
+                            })
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+            }),
         }
+    }
+
+    /// Every problem with the settings at once (a configuration file is
+    /// fixed in one pass, not one error per run), each at a JSON pointer
+    /// into the settings map: `/<policy id>/<key>`, `/*/<key>`.
+    pub fn check_settings(
+        &self,
+        given: &BTreeMap<String, Value>,
+    ) -> (BTreeMap<String, String>, Vec<SettingsProblem>) {
+        let mut problems: Vec<SettingsProblem> = given
+            .keys()
+            .filter(|id| *id != SHARED && self.get(id).is_none())
+            .map(|id| SettingsProblem::UnknownPolicy(id.clone()))
+            .collect();
         let shared = given
             .get(SHARED)
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        if let Some(orphan) = shared.keys().find(|k| {
+        for orphan in shared.keys().filter(|k| {
             !self
                 .policies
                 .iter()
                 .any(|p| declared(&p.metadata).contains(*k))
         }) {
-            return Err(PolicyError::Settings {
+            problems.push(SettingsProblem::Invalid {
                 policy: SHARED.into(),
-                errors: vec![format!("`{orphan}` is a setting of no loaded policy")],
+                pointer: format!("/{SHARED}/{}", escape(orphan)),
+                message: format!("`{orphan}` is a setting of no loaded policy"),
             });
         }
         let mut out = BTreeMap::new();
         for p in &self.policies {
             let names = declared(&p.metadata);
+            let own = given.get(p.id());
             let mut merged: serde_json::Map<String, Value> = shared
                 .iter()
                 .filter(|(k, _)| names.contains(*k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            let value = match given.get(p.id()) {
+            let value = match own {
                 Some(Value::Object(own)) => {
                     merged.extend(own.clone());
                     Value::Object(merged)
@@ -304,28 +393,54 @@ impl Registry {
                 Some(other) => other.clone(),
                 None => Value::Object(merged),
             };
-            let value = &value;
-            let errors: Vec<String> = p
-                .schema
-                .iter_errors(value)
-                .map(|e| {
-                    let at = e.instance_path().to_string();
+            // A shared value is reported where it is written, under `*`.
+            let written_at = |key: &str| {
+                let own_has = own.and_then(|o| o.get(key)).is_some();
+                let id = if own_has || !shared.contains_key(key) {
+                    p.id()
+                } else {
+                    SHARED
+                };
+                format!("/{id}/{}", escape(key))
+            };
+            for e in p.schema.iter_errors(&value) {
+                let at = e.instance_path().to_string();
+                if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
+                    e.kind()
+                {
                     if at.is_empty() {
-                        e.to_string()
-                    } else {
-                        format!("{at}: {e}")
+                        // The whole list, not a guess: `tcp_port` is one
+                        // edit from `udp_port` and means something else.
+                        for key in unexpected {
+                            problems.push(SettingsProblem::Invalid {
+                                policy: p.id().to_string(),
+                                pointer: written_at(key),
+                                message: format!(
+                                    "`{key}` is not a setting of policy {} (its settings: {})",
+                                    p.id(),
+                                    names.join(", ")
+                                ),
+                            });
+                        }
+                        continue;
                     }
-                })
-                .collect();
-            if !errors.is_empty() {
-                return Err(PolicyError::Settings {
+                }
+                let first = at.split('/').nth(1).unwrap_or_default();
+                let pointer = if first.is_empty() {
+                    format!("/{}", p.id())
+                } else {
+                    let unescaped = first.replace("~1", "/").replace("~0", "~");
+                    format!("{}{}", written_at(&unescaped), &at[1 + first.len()..])
+                };
+                problems.push(SettingsProblem::Invalid {
                     policy: p.id().to_string(),
-                    errors,
+                    pointer,
+                    message: e.to_string(),
                 });
             }
             out.insert(p.id().to_string(), value.to_string());
         }
-        Ok(out)
+        (out, problems)
     }
 
     /// Runs every policy on the batch, in fresh instances: the embedded

@@ -77,6 +77,18 @@ cli_snapshot!(
 cli_snapshot!(policies, "policies");
 cli_snapshot!(explain_node_ip, "explain", "livekit/node-ip");
 cli_snapshot!(explain_unknown, "explain", "livekit/nope");
+// What `lkguard policies` prints first on each line is a policy id.
+cli_snapshot!(explain_policy_id, "explain", "node-ip");
+cli_snapshot!(explain_near_miss, "explain", "livekit/node_ip");
+// rtc.udp_port is set, and the range wins: the help says to remove the range.
+cli_snapshot!(
+    rtc_service_range_over_udp_port,
+    "check",
+    "fixtures/rendered/bad/rtc-service-port-range.yaml"
+);
+// A pass on a directory with no livekit-server says so.
+cli_snapshot!(no_livekit_here, "check", "fixtures/first-use-repo/apps");
+cli_snapshot!(helm_chart_and_exclude, "check", "fixtures/first-use-repo");
 cli_snapshot!(
     bad_settings,
     "check",

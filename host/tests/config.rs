@@ -215,22 +215,13 @@ fn a_wrong_config_is_a_diagnostic_at_its_line() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
+/// The README's own examples are run by `host/tests/readme.rs`.
 #[test]
-fn the_schema_is_printed_and_accepts_the_documented_example() {
+fn the_schema_is_printed() {
     let out = lkguard(&["config", "schema"]);
     assert_eq!(out.status.code(), Some(0));
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(schema["title"], "lkguard.yaml");
-    // The README's example, verbatim between its markers.
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let example = readme
-        .split("<!-- lkguard.yaml example -->\n```yaml\n")
-        .nth(1)
-        .and_then(|r| r.split("```").next())
-        .expect("README holds the lkguard.yaml example");
-    let repo = repo_with(example);
-    let out = lkguard_in(repo.path(), &["config", "validate"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
 #[test]
@@ -367,4 +358,95 @@ fn the_summary_does_not_count_lkguard_yaml_as_a_checked_file() {
     assert_eq!(doc["summary"]["files"], 1, "{doc:#}");
     let out = lkguard_in(dir.path(), &["check", "render.yaml"]);
     assert!(stdout(&out).contains("in 1 file)"), "{}", stdout(&out));
+}
+
+/// `config validate` refuses exactly what `check` refuses, each mistake at
+/// its line: the README's old example (`tcp_port` is no setting of
+/// rtc-service) passed `validate` and stopped `check`.
+#[test]
+fn config_validate_refuses_what_check_refuses_at_the_line_of_the_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "settings:\n  rtc-service: {udp_port: 7882, tcp_port: 7881}\n",
+            "lkguard.yaml:2:33",
+            "`tcp_port` is not a setting of policy rtc-service",
+        ),
+        (
+            "settings:\n  rtc-service:\n    udp_port: 70000\n",
+            "lkguard.yaml:3:5",
+            "70000 is greater than the maximum of 65535",
+        ),
+        (
+            "settings:\n  \"*\": {topolgy: host-network}\n",
+            "lkguard.yaml:2:9",
+            "`topolgy` is a setting of no loaded policy",
+        ),
+        (
+            "settings:\n  rtc-servce: {}\n",
+            "lkguard.yaml:2:3",
+            "settings name policy `rtc-servce`, which is not loaded",
+        ),
+        (
+            "severity:\n  livekit/nodeip: warning\n",
+            "lkguard.yaml:2:3",
+            "did you mean `livekit/node-ip`?",
+        ),
+        (
+            "policies:\n  - id: node-ip\nexemptions:\n  - rule: livekit/image-digest\n    resource: {kind: Deployment, name: livekit}\n    reason: pinned elsewhere\n    expires: 2031-01-31\n",
+            "lkguard.yaml:4:5",
+            "`livekit/image-digest` is a rule of policy image-digest, which the policies: list does not select",
+        ),
+        (
+            "exclude:\n  - \"[unclosed\"\n",
+            "lkguard.yaml:2:5",
+            "is not a glob",
+        ),
+        (
+            "polices: []\n",
+            "lkguard.yaml:1:1",
+            "did you mean `policies`?",
+        ),
+    ];
+    for (config, at, message) in cases {
+        let repo = repo_with(config);
+        for args in [&["config", "validate"][..], &["check", "k8s"][..]] {
+            let out = lkguard_in(repo.path(), args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?} on {config:?}: {err}");
+            assert!(
+                err.contains(&format!("[{at}]")),
+                "{args:?} on {config:?}: {err}"
+            );
+            assert!(err.contains(message), "{args:?} on {config:?}: {err}");
+        }
+    }
+    // And what both accept.
+    let repo = repo_with("settings:\n  \"*\": {topology: load-balancer}\n  rtc-service: {udp_port: 7882}\nseverity:\n  livekit/image-digest: warning\n");
+    let out = lkguard_in(repo.path(), &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("fit the 11 policies it selects"),
+        "{}",
+        stdout(&out)
+    );
+    let out = lkguard_in(repo.path(), &["check", "k8s/overlays/image-tag-only"]);
+    assert_ne!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn a_policies_list_that_leaves_some_out_says_which_in_every_report() {
+    let repo = repo_with("policies:\n  - id: node-ip\n  - id: image-digest\n");
+    let out = lkguard_in(repo.path(), &["check", "k8s/overlays/image-tag-only"]);
+    assert!(
+        stdout(&out).contains("note: lkguard.yaml's policies: list leaves out 9 embedded policies: use-external-ip, rtc-service,"),
+        "{}",
+        stdout(&out)
+    );
+    let (_, doc) = check(repo.path(), "k8s/overlays/image-tag-only");
+    assert_eq!(
+        doc["summary"]["policiesNotSelected"]
+            .as_array()
+            .map(Vec::len),
+        Some(9)
+    );
 }

@@ -515,3 +515,208 @@ fn generated_config_maps_point_into_their_sources() {
         assert_eq!(out.status.code(), Some(1), "{overlay}");
     }
 }
+
+/// The JSON findings of `lkguard check PATH`, and its exit code.
+fn findings_of(path: &str) -> (Vec<serde_json::Value>, Option<i32>) {
+    let out = lkguard(&["check", "--format", "json", path]);
+    let doc = json(&out);
+    (
+        doc["findings"].as_array().cloned().unwrap_or_default(),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn a_selector_typo_in_the_base_is_one_finding_at_the_selector_for_both_overlays() {
+    let tree = "fixtures/kustomize/first-use/selector-typo";
+    let (f, code) = findings_of(tree);
+    assert_eq!(code, Some(1));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    let base = format!("{tree}/base/livekit.yaml");
+    assert_eq!(
+        (
+            f[0]["rule"].as_str(),
+            f[0]["file"].as_str(),
+            f[0]["line"].as_u64()
+        ),
+        (
+            Some("livekit/rtc-service"),
+            Some(base.as_str()),
+            Some(line_of(&base, "livekit-servr"))
+        )
+    );
+    assert_eq!(f[0]["exact"], true);
+    assert_eq!(f[0]["alsoIn"].as_array().map(Vec::len), Some(1), "{f:#?}");
+    let message = f[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("livekit-servr") && message.contains("app.kubernetes.io/name=livekit,"),
+        "names the near miss and the pods' label: {message}"
+    );
+}
+
+#[test]
+fn a_json6902_port_replace_is_reported_at_the_op_naming_what_is_exposed() {
+    let tree = "fixtures/kustomize/first-use/port-replaced";
+    let (f, code) = findings_of(tree);
+    assert_eq!(code, Some(1));
+    let k = format!("{tree}/overlays/staging/kustomization.yaml");
+    assert_eq!(
+        places(&serde_json::json!({ "findings": f })),
+        [place("livekit/rtc-service", &k, line_of(&k, "value: 443"))],
+        "{f:#?}"
+    );
+    assert_eq!(f[0]["exact"], true);
+    assert!(
+        f[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UDP 443, not 7882"),
+        "{}",
+        f[0]["message"]
+    );
+}
+
+#[test]
+fn of_two_environments_sharing_a_node_ip_only_the_one_that_does_not_own_it_is_wrong() {
+    let tree = "fixtures/kustomize/first-use/shared-node-ip";
+    let (f, code) = findings_of(tree);
+    assert_eq!(code, Some(1));
+    let staging = format!("{tree}/overlays/staging/node-ip.yaml");
+    assert_eq!(
+        places(&serde_json::json!({ "findings": f })),
+        [place(
+            "livekit/node-ip",
+            &staging,
+            line_of(&staging, "20.61.14.8")
+        )],
+        "production's NODE_IP is the IP its own Service pins: {f:#?}"
+    );
+    assert!(f[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("overlays/production pins"));
+}
+
+#[test]
+fn a_finding_about_a_whole_object_never_lands_on_a_patch_first_line() {
+    // The same base with no media Service at all: the finding is about the
+    // pods (their labels, in the base), not the NODE_IP patch that also
+    // targets the Deployment.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &root().join("fixtures/kustomize/first-use/port-replaced"),
+        dir.path(),
+    );
+    let base = dir.path().join("base/livekit.yaml");
+    let text = std::fs::read_to_string(&base).unwrap();
+    let without: Vec<&str> = text
+        .split("\n---\n")
+        .filter(|d| !d.contains("name: livekit-rtc"))
+        .collect();
+    std::fs::write(&base, without.join("\n---\n")).unwrap();
+    for o in ["staging", "production"] {
+        let k = dir.path().join(format!("overlays/{o}/kustomization.yaml"));
+        let t = std::fs::read_to_string(&k).unwrap();
+        let t = t
+            .split("  - path: rtc-lb-ip.yaml")
+            .next()
+            .unwrap()
+            .to_string();
+        std::fs::write(&k, t).unwrap();
+    }
+    std::fs::write(dir.path().join("lkguard.yaml"), "{}\n").unwrap();
+    let out = lkguard_in(dir.path(), &["check", "--format", "json", "."]);
+    let doc = json(&out);
+    let f = doc["findings"].as_array().unwrap();
+    assert_eq!(f.len(), 1, "{doc:#}");
+    assert_eq!(f[0]["rule"], "livekit/rtc-service");
+    assert_eq!(f[0]["file"], "base/livekit.yaml", "{doc:#}");
+    let labels = 1 + text.lines().position(|l| l.trim() == "labels:").unwrap() as u64;
+    assert_eq!(f[0]["line"], labels, "{doc:#}");
+    assert_eq!(f[0]["alsoIn"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn a_repository_with_a_helm_chart_and_excluded_paths_checks_what_it_can_and_says_what_it_left_out()
+{
+    let repo = "fixtures/first-use-repo";
+    let out = lkguard(&["check", repo]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("note: Helm chart fixtures/first-use-repo/charts/livekit skipped")
+            && text
+                .contains("helm template fixtures/first-use-repo/charts/livekit | lkguard check -"),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: fixtures/first-use-repo/ci excluded by lkguard.yaml's exclude: `ci/`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok: no findings (11 policies, 1 render"),
+        "{text}"
+    );
+    let doc = json(&lkguard(&["check", "--format", "json", repo]));
+    assert_eq!(
+        doc["summary"]["skippedPaths"],
+        serde_json::json!([
+            {"path": "fixtures/first-use-repo/ci", "reason": "excluded", "pattern": "ci/"},
+            {"path": "fixtures/first-use-repo/charts/livekit", "reason": "helm-chart"},
+        ])
+    );
+    assert_eq!(
+        doc["summary"]["skippedDocuments"], 0,
+        "lkguard.yaml is not a manifest"
+    );
+
+    // What the pre-commit hook passes on an edit of a template or a CI file.
+    for file in [
+        "fixtures/first-use-repo/charts/livekit/templates/deployment.yaml",
+        "fixtures/first-use-repo/ci/validate-job.yaml",
+    ] {
+        let out = lkguard(&["check", file]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{file}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(stdout(&out).contains("note: "), "{file}: {}", stdout(&out));
+    }
+
+    // Without the exclude, the CI template is an input error, never a pass.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join(repo), dir.path());
+    std::fs::write(dir.path().join("lkguard.yaml"), "{}\n").unwrap();
+    let out = lkguard_in(dir.path(), &["check", "."]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let report = stdout(&out) + &stderr(&out);
+    assert!(report.contains("ci/validate-job.yaml:5:11"), "{report}");
+}
+
+#[test]
+fn a_tree_without_livekit_says_so_instead_of_a_bare_pass() {
+    let out = lkguard(&["check", "fixtures/first-use-repo/apps"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("note: no LiveKit server found in 1 resource"),
+        "{}",
+        stdout(&out)
+    );
+    let doc = json(&lkguard(&[
+        "check",
+        "--format",
+        "json",
+        "fixtures/first-use-repo/apps",
+    ]));
+    assert_eq!(doc["summary"]["livekitServers"], 0);
+    let doc = json(&lkguard(&[
+        "check",
+        "--format",
+        "json",
+        "fixtures/deploy/k8s",
+    ]));
+    assert_eq!(doc["summary"]["livekitServers"], 2, "one per overlay");
+}

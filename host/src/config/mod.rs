@@ -77,6 +77,15 @@ pub struct Config {
     pub deadline_ms: Option<u64>,
     pub memory_mib: Option<usize>,
     pub exemptions: Vec<Exemption>,
+    /// `exclude:` globs, relative to `dir`.
+    pub exclude: Vec<String>,
+}
+
+impl Config {
+    /// The `exclude:` globs, compiled (they were checked when loaded).
+    pub fn exclude(&self) -> crate::load::skip::Exclude {
+        crate::load::skip::Exclude::new(&self.dir, &self.exclude).unwrap_or_default()
+    }
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -105,6 +114,42 @@ pub struct Invalid {
     pub labels: Vec<LabeledSpan>,
 }
 
+impl Config {
+    /// A diagnostic at each pointer's line of this file: for what only the
+    /// loaded policies can judge (settings against their schemas, rule ids).
+    pub fn invalid(&self, mut problems: Vec<(String, String)>) -> ConfigError {
+        problems.sort();
+        let located: Vec<(usize, String)> = problems
+            .into_iter()
+            .map(|(pointer, message)| {
+                let offset = self
+                    .spans
+                    .locate(&pointer)
+                    .map_or(0, |(s, _)| s.anchor().offset);
+                (offset, message)
+            })
+            .collect();
+        invalid_at(&self.name, &self.text, located)
+    }
+}
+
+fn invalid_at(name: &str, text: &str, problems: Vec<(usize, String)>) -> ConfigError {
+    let summary = if problems.len() == 1 {
+        problems[0].1.clone()
+    } else {
+        format!("{} problems", problems.len())
+    };
+    ConfigError::Invalid(Box::new(Invalid {
+        name: name.to_string(),
+        summary,
+        src: NamedSource::new(name, text.to_string()),
+        labels: problems
+            .into_iter()
+            .map(|(offset, m)| LabeledSpan::at(offset..offset + line_len(text, offset), m))
+            .collect(),
+    }))
+}
+
 /// The nearest `lkguard.yaml` at or above `start` (a file or directory).
 pub fn discover(start: &Path) -> Option<PathBuf> {
     let abs = start.canonicalize().ok()?;
@@ -124,22 +169,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: name.clone(),
         message: e.to_string(),
     })?;
-    let invalid = |problems: Vec<(usize, String)>| {
-        let summary = if problems.len() == 1 {
-            problems[0].1.clone()
-        } else {
-            format!("{} problems", problems.len())
-        };
-        ConfigError::Invalid(Box::new(Invalid {
-            name: name.clone(),
-            summary,
-            src: NamedSource::new(name.clone(), text.clone()),
-            labels: problems
-                .into_iter()
-                .map(|(offset, m)| LabeledSpan::at(offset..offset + line_len(&text, offset), m))
-                .collect(),
-        }))
-    };
+    let invalid = |problems: Vec<(usize, String)>| invalid_at(&name, &text, problems);
     let docs = documents::parse(&text).map_err(|e| invalid(vec![(e.offset, e.message)]))?;
     let doc = docs.into_iter().next().unwrap_or_default();
     let value = if doc.value.is_null() {
@@ -147,15 +177,36 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     } else {
         doc.value
     };
+    // A wrong value is shown at the value, an unknown key at the key.
     let at = |pointer: &str| doc.spans.locate(pointer).map_or(0, |(s, _)| s.value.offset);
+    let at_key = |pointer: &str| {
+        doc.spans
+            .locate(pointer)
+            .map_or(0, |(s, _)| s.anchor().offset)
+    };
 
     let schema: Value = serde_json::from_str(SCHEMA).expect("the shipped schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("the shipped schema is valid");
     let mut problems: Vec<(usize, String)> = validator
         .iter_errors(&value)
-        .map(|e| {
+        .flat_map(|e| {
             let pointer = e.instance_path().to_string();
-            (at(&pointer), e.to_string())
+            // An unknown key is shown at its own line, not its parent's.
+            match e.kind() {
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                    unexpected
+                        .iter()
+                        .map(|k| {
+                            let key = k.replace('~', "~0").replace('/', "~1");
+                            (
+                                at_key(&format!("{pointer}/{key}")),
+                                unexpected_key(&schema, &pointer, k),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                }
+                _ => vec![(at(&pointer), e.to_string())],
+            }
         })
         .collect();
     if !problems.is_empty() {
@@ -252,10 +303,24 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             expires,
         });
     }
+    let exclude: Vec<String> = value
+        .get("exclude")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    if let Err(bad) = crate::load::skip::Exclude::new(&dir, &exclude) {
+        problems.extend(
+            bad.into_iter()
+                .map(|b| (at(&format!("/exclude/{}", b.index)), b.message)),
+        );
+    }
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
     Ok(Config {
+        exclude,
         name,
         dir,
         text,
@@ -267,6 +332,28 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         memory_mib: limit("memory_mib").map(|m| m as usize),
         exemptions,
     })
+}
+
+/// "`polices` is not a key of lkguard.yaml; did you mean `policies`?"
+fn unexpected_key(schema: &Value, pointer: &str, key: &str) -> String {
+    // The schema's own keys at this place: the top level and `limits`
+    // have fixed ones; elsewhere (list items) none are guessed.
+    let known = match pointer {
+        "" => schema.get("properties"),
+        "/limits" => schema.pointer("/properties/limits/properties"),
+        _ => None,
+    };
+    let place = if pointer.is_empty() {
+        "lkguard.yaml".to_string()
+    } else {
+        format!("`{}`", pointer.trim_start_matches('/').replace('/', "."))
+    };
+    let guess = known
+        .and_then(Value::as_object)
+        .and_then(|k| crate::suggest::nearest(k.keys().map(String::as_str), key))
+        .map(|n| format!("; did you mean `{n}`?"))
+        .unwrap_or_default();
+    format!("`{key}` is not a key of {place}{guess}")
 }
 
 /// From `offset` to the end of its line, at least one byte.

@@ -30,6 +30,9 @@ pub fn locate(
     let pointer = finding.path.as_str();
     let embedded = finding.embedded_path.as_deref();
 
+    // A patch that changed something below the field (a port of the list
+    // the finding is about): where to look, but not the line that decides.
+    let mut below = None;
     for kfile in obj.transformed_by.iter().rev() {
         let Some(k) = loaded.source(kfile) else {
             continue;
@@ -42,9 +45,17 @@ pub fn locate(
         {
             return locate::in_document(loaded, k, 0, &at, None);
         }
-        if let Some(loc) = in_patches(loaded, k, kvalue, kfile, rendered, pointer, embedded) {
-            return Some(loc);
+        match in_patches(loaded, k, kvalue, kfile, rendered, pointer, embedded) {
+            Some(Found::Sets(loc)) => return Some(loc),
+            Some(Found::Below(loc)) => {
+                below.get_or_insert(loc);
+            }
+            None => {}
         }
+    }
+    if let Some(mut loc) = below {
+        loc.exact = false;
+        return Some(loc);
     }
 
     match &obj.origin {
@@ -126,7 +137,16 @@ fn repository(image: &str) -> &str {
     }
 }
 
-/// A patch of kustomization `k` (file index) that sets `pointer`.
+/// What a patch has to do with a field.
+enum Found {
+    /// The patch sets it: the line to edit.
+    Sets(Location),
+    /// The patch changes something below it, not the field itself.
+    Below(Location),
+}
+
+/// A patch of kustomization `k` (file index) that sets `pointer`, else the
+/// first that changes something below it.
 fn in_patches(
     loaded: &Loaded,
     k: usize,
@@ -135,8 +155,9 @@ fn in_patches(
     rendered: &Value,
     pointer: &str,
     embedded: Option<&str>,
-) -> Option<Location> {
+) -> Option<Found> {
     let dir = kfile.parent()?;
+    let mut below = None;
     for field in ["patches", "patchesJson6902", "patchesStrategicMerge"] {
         let Some(entries) = kvalue.get(field).and_then(Value::as_array) else {
             continue;
@@ -162,13 +183,17 @@ fn in_patches(
                     continue;
                 };
                 for (d, doc) in loaded.files[f].documents.iter().enumerate() {
-                    if let Some((at, complete)) =
-                        set_by(&doc.value, target.is_some(), rendered, pointer)
-                    {
-                        let inner = if complete { embedded } else { None };
-                        let mut loc = locate::in_document(loaded, f, d, &at, inner)?;
-                        loc.exact &= complete;
-                        return Some(loc);
+                    match set_by(&doc.value, target.is_some(), rendered, pointer) {
+                        Some(Patched::Sets(at, complete)) => {
+                            let inner = if complete { embedded } else { None };
+                            let mut loc = locate::in_document(loaded, f, d, &at, inner)?;
+                            loc.exact &= complete;
+                            return Some(Found::Sets(loc));
+                        }
+                        Some(Patched::Below(at)) if below.is_none() => {
+                            below = locate::in_document(loaded, f, d, &at, None);
+                        }
+                        _ => {}
                     }
                 }
             } else if let Some(at) = inline {
@@ -176,43 +201,66 @@ fn in_patches(
                 let Ok(patch) = serde_yaml::from_str::<Value>(text) else {
                     continue;
                 };
-                if let Some((inner, complete)) = set_by(&patch, target.is_some(), rendered, pointer)
-                {
-                    let mut loc = locate::in_document(loaded, k, 0, &at, Some(&inner))?;
-                    loc.exact &= complete;
-                    return Some(loc);
+                match set_by(&patch, target.is_some(), rendered, pointer) {
+                    Some(Patched::Sets(inner, complete)) => {
+                        let mut loc = locate::in_document(loaded, k, 0, &at, Some(&inner))?;
+                        loc.exact &= complete;
+                        return Some(Found::Sets(loc));
+                    }
+                    Some(Patched::Below(inner)) if below.is_none() => {
+                        below = locate::in_document(loaded, k, 0, &at, Some(&inner));
+                    }
+                    _ => {}
                 }
             }
         }
     }
-    None
+    below.map(Found::Below)
 }
 
-/// Where in `patch` the field `pointer` of `rendered` is set, and whether the
-/// whole pointer was found (false: the op or item that holds it).
-fn set_by(
-    patch: &Value,
-    targeted: bool,
-    rendered: &Value,
-    pointer: &str,
-) -> Option<(String, bool)> {
+/// What a patch does to a field, by pointers into the patch.
+#[derive(Debug, PartialEq, Eq)]
+enum Patched {
+    /// It sets the field (or, `false`, the op or item that holds it).
+    Sets(String, bool),
+    /// It changes something below the field and leaves the rest as it was.
+    Below(String),
+}
+
+/// What `patch` does to the field `pointer` of `rendered`.
+fn set_by(patch: &Value, targeted: bool, rendered: &Value, pointer: &str) -> Option<Patched> {
     match patch {
         Value::Array(ops) => json6902(ops, rendered, pointer),
         Value::Object(_) => {
-            if !targeted && !same_resource(patch, rendered) {
+            // A finding about the whole object is about no line a patch
+            // wrote (a patch's first line is where kustomize reads its
+            // target, not a value it set).
+            if pointer.is_empty() || (!targeted && !same_resource(patch, rendered)) {
                 return None;
             }
             let (at, complete) = translate(rendered, patch, pointer);
-            // Only the field itself counts: a patch that merely passes
-            // through its parents (`spec.template.spec.containers[livekit]`)
-            // did not set it.
-            complete.then_some((at, true))
+            if !complete {
+                return None;
+            }
+            // A strategic merge sets a scalar, or a whole list or map when
+            // the render holds what the patch wrote; a map or keyed list it
+            // only merged into (`containers[livekit]` with one env entry)
+            // still holds lines of the base.
+            let here = patch.pointer(&at)?;
+            let sets =
+                !(here.is_object() || here.is_array()) || Some(here) == rendered.pointer(pointer);
+            Some(if sets {
+                Patched::Sets(at, true)
+            } else {
+                Patched::Below(at)
+            })
         }
         _ => None,
     }
 }
 
-fn json6902(ops: &[Value], rendered: &Value, pointer: &str) -> Option<(String, bool)> {
+fn json6902(ops: &[Value], rendered: &Value, pointer: &str) -> Option<Patched> {
+    let mut below = None;
     for (j, op) in ops.iter().enumerate().rev() {
         let kind = op.get("op").and_then(Value::as_str).unwrap_or_default();
         let Some(path) = op.get("path").and_then(Value::as_str) else {
@@ -226,12 +274,24 @@ fn json6902(ops: &[Value], rendered: &Value, pointer: &str) -> Option<(String, b
                     .strip_prefix(path)
                     .is_some_and(|r| r.starts_with('/'));
             if covers && rendered.pointer(pointer).is_none() {
-                return Some((format!("/{j}"), true));
+                return Some(Patched::Sets(format!("/{j}"), true));
             }
             continue;
         }
         if !matches!(kind, "add" | "replace" | "copy" | "move") {
             continue;
+        }
+        // An op on something inside the field (the last one applied wins).
+        let inside = !pointer.is_empty()
+            && path
+                .strip_prefix(pointer)
+                .is_some_and(|r| r.starts_with('/'));
+        if inside && below.is_none() {
+            below = Some(if op.get("value").is_some() {
+                format!("/{j}/value")
+            } else {
+                format!("/{j}")
+            });
         }
         let rest = if path == pointer {
             Some("")
@@ -260,18 +320,18 @@ fn json6902(ops: &[Value], rendered: &Value, pointer: &str) -> Option<(String, b
         };
         if let Some(rest) = rest {
             if matches!(kind, "copy" | "move") {
-                return Some((format!("/{j}/from"), false));
+                return Some(Patched::Sets(format!("/{j}/from"), false));
             }
             let value = op.get("value")?;
             let at = format!("/{j}/value");
             return Some(if rest.is_empty() || value.pointer(rest).is_some() {
-                (format!("{at}{rest}"), true)
+                Patched::Sets(format!("{at}{rest}"), true)
             } else {
-                (at, false)
+                Patched::Sets(at, false)
             });
         }
     }
-    None
+    below.map(Patched::Below)
 }
 
 fn api_group(api_version: &str) -> &str {
@@ -516,23 +576,54 @@ mod tests {
             {"name": "NODE_IP", "value": "1.2.3.4"},
         ]}]}}}});
         let at = |p: &str| json6902(&ops, &rendered, p);
-        assert_eq!(at("/spec/rules/0/host"), Some(("/0/value".into(), true)));
+        let sets = |p: &str, exact| Some(Patched::Sets(p.into(), exact));
+        assert_eq!(at("/spec/rules/0/host"), sets("/0/value", true));
         assert_eq!(
             at("/spec/template/spec/containers/0/env/1/value"),
-            Some(("/1/value/value".into(), true))
+            sets("/1/value/value", true)
         );
         assert_eq!(at("/spec/template/spec/containers/0/env/0/value"), None);
         assert_eq!(at("/spec/rules/1/host"), None);
         // Absent because the op removed it, or a parent of it.
-        assert_eq!(
-            at("/spec/template/spec/affinity"),
-            Some(("/2".into(), true))
-        );
+        assert_eq!(at("/spec/template/spec/affinity"), sets("/2", true));
         assert_eq!(
             at("/spec/template/spec/affinity/podAntiAffinity"),
-            Some(("/2".into(), true))
+            sets("/2", true)
         );
         assert_eq!(at("/spec/template/spec/affinityX"), None);
+        // A parent of what an op changed: the op, but not as the field.
+        assert_eq!(at("/spec/rules"), Some(Patched::Below("/0/value".into())));
+        assert_eq!(at(""), None);
+    }
+
+    #[test]
+    fn a_strategic_merge_sets_scalars_and_whole_values_not_what_it_merged_into() {
+        let rendered = json!({"kind": "Deployment", "metadata": {"name": "livekit"}, "spec": {"template": {"spec": {"containers": [
+            {"name": "livekit", "args": ["--config", "/etc/livekit.yaml"], "env": [
+                {"name": "A", "value": "1"}, {"name": "NODE_IP", "value": "1.2.3.4"}]}
+        ]}}}});
+        let patch = json!({"kind": "Deployment", "metadata": {"name": "livekit"}, "spec": {"template": {"spec": {"containers": [
+            {"name": "livekit", "args": ["--config", "/etc/livekit.yaml"], "env": [{"name": "NODE_IP", "value": "1.2.3.4"}]}
+        ]}}}});
+        let at = |p: &str| set_by(&patch, false, &rendered, p);
+        let c = "/spec/template/spec/containers/0";
+        assert_eq!(
+            at(&format!("{c}/env/1/value")),
+            Some(Patched::Sets(format!("{c}/env/0/value"), true))
+        );
+        // The whole list, as the render holds it.
+        assert_eq!(
+            at(&format!("{c}/args")),
+            Some(Patched::Sets(format!("{c}/args"), true))
+        );
+        // Merged into: the base holds the rest of the list.
+        assert_eq!(
+            at(&format!("{c}/env")),
+            Some(Patched::Below(format!("{c}/env")))
+        );
+        assert_eq!(at(c), Some(Patched::Below(c.into())));
+        // The whole object: never the patch's first line.
+        assert_eq!(at(""), None);
     }
 
     #[test]

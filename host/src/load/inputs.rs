@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::documents::{self, Document};
+use super::skip::{self, Exclude, Skipped};
 use super::typed;
 use super::LoadError;
 use crate::kustomize::render::Origin as RenderOrigin;
@@ -92,6 +93,8 @@ pub struct LoadOptions {
     /// The kustomize command (`kustomize build`, `kubectl kustomize`);
     /// `None` finds one on PATH.
     pub kustomize: Option<String>,
+    /// `lkguard.yaml`'s `exclude:` globs.
+    pub exclude: Exclude,
 }
 
 /// Everything loaded: the batch policies see and the way back to the files.
@@ -107,6 +110,8 @@ pub struct Loaded {
     pub sources: HashMap<PathBuf, usize>,
     /// Documents that are not Kubernetes objects (no apiVersion/kind).
     pub skipped: usize,
+    /// Paths left out on purpose: Helm charts, `exclude:` globs.
+    pub skipped_paths: Vec<Skipped>,
     pub errors: Vec<LoadError>,
     /// The index in `files` of `lkguard.yaml`, added so findings can point
     /// into it: configuration, not a file that was checked.
@@ -125,6 +130,12 @@ impl Loaded {
             let canonical = path.canonicalize().ok()?;
             self.sources.get(&canonical).copied()
         })
+    }
+
+    fn skip(&mut self, skipped: Skipped) {
+        if !self.skipped_paths.contains(&skipped) {
+            self.skipped_paths.push(skipped);
+        }
     }
 
     /// One file's bytes as a deployable origin of its own, as `lkguard
@@ -246,15 +257,27 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Loaded {
             }
             continue;
         }
+        if let Some(skipped) = left_out(path, opts) {
+            loaded.skip(skipped);
+            continue;
+        }
         let top = search_top(path);
         let tree = trees
             .entry(top.clone())
             .or_insert_with(|| Tree::discover(&top));
         for root in tree.roots_affected_by(path) {
-            roots.insert(root.dir.clone(), root.file.clone());
+            match opts.exclude.matches(&root.dir) {
+                Some(pattern) => loaded.skip(Skipped::Excluded {
+                    path: display_path(&root.dir),
+                    pattern: pattern.to_string(),
+                }),
+                None => {
+                    roots.insert(root.dir.clone(), root.file.clone());
+                }
+            }
         }
         if path.is_dir() {
-            let plain: Vec<PathBuf> = yaml_files(&mut loaded, path)
+            let plain: Vec<PathBuf> = yaml_files(&mut loaded, path, opts)
                 .into_iter()
                 .filter(|f| tree.owner(f).is_none())
                 .collect();
@@ -273,6 +296,20 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Loaded {
         render_roots(&mut loaded, &roots, opts);
     }
     loaded
+}
+
+/// Why `path` is not checked as written, if it is not: it is excluded, or
+/// it is (in) a Helm chart.
+fn left_out(path: &Path, opts: &LoadOptions) -> Option<Skipped> {
+    if let Some(pattern) = opts.exclude.matches(path) {
+        return Some(Skipped::Excluded {
+            path: display_path(path),
+            pattern: pattern.to_string(),
+        });
+    }
+    skip::helm_chart(path).map(|chart| Skipped::HelmChart {
+        chart: display_path(&chart),
+    })
 }
 
 /// Where to look for the kustomizations a path may belong to: the nearest
@@ -464,8 +501,9 @@ fn is_yaml(path: &Path) -> bool {
     )
 }
 
-/// Every *.yaml/*.yml below a directory, sorted, hidden entries skipped.
-fn yaml_files(loaded: &mut Loaded, root: &Path) -> Vec<PathBuf> {
+/// Every *.yaml/*.yml below a directory, sorted; hidden entries, Helm
+/// charts and excluded paths are skipped.
+fn yaml_files(loaded: &mut Loaded, root: &Path, opts: &LoadOptions) -> Vec<PathBuf> {
     let mut stack = vec![root.to_path_buf()];
     let mut files = Vec::new();
     while let Some(dir) = stack.pop() {
@@ -484,10 +522,30 @@ fn yaml_files(loaded: &mut Loaded, root: &Path) -> Vec<PathBuf> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with('.'));
-            if hidden {
+            // lkguard's own configuration is read as configuration.
+            let config = entry
+                .file_name()
+                .is_some_and(|n| n == crate::config::FILE_NAME);
+            if hidden || config {
                 continue;
             }
-            if entry.is_dir() {
+            let is_dir = entry.is_dir();
+            if is_dir || is_yaml(&entry) {
+                if let Some(pattern) = opts.exclude.matches(&entry) {
+                    loaded.skip(Skipped::Excluded {
+                        path: display_path(&entry),
+                        pattern: pattern.to_string(),
+                    });
+                    continue;
+                }
+            }
+            if is_dir && entry.join("Chart.yaml").is_file() && entry.join("templates").is_dir() {
+                loaded.skip(Skipped::HelmChart {
+                    chart: display_path(&entry),
+                });
+                continue;
+            }
+            if is_dir {
                 stack.push(entry);
             } else if is_yaml(&entry) {
                 files.push(entry);

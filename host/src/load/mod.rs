@@ -2,6 +2,7 @@
 
 pub mod documents;
 pub mod inputs;
+pub mod skip;
 pub mod spans;
 pub mod typed;
 

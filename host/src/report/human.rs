@@ -214,9 +214,51 @@ pub fn render(outcome: &Outcome, color: bool) -> String {
             plural(outcome.off, "finding", "findings")
         ));
     }
+    // What the scope leaves out, so a pass is not read as more than it is.
+    let mut notes = Vec::new();
+    if outcome.livekit_servers == Some(0) && resources > 0 {
+        notes.push(format!(
+            "no LiveKit server found in {resources} {}: no container runs livekit/livekit-server (or the image and container the settings name), so the LiveKit rules had nothing to judge; is this the directory that deploys it?",
+            plural(resources, "resource", "resources")
+        ));
+    }
+    if !outcome.not_selected.is_empty() {
+        notes.push(format!(
+            "lkguard.yaml's policies: list leaves out {} embedded {}: {} (remove the list to run every one)",
+            outcome.not_selected.len(),
+            plural(outcome.not_selected.len(), "policy", "policies"),
+            outcome.not_selected.join(", ")
+        ));
+    }
+    let excluded: Vec<&crate::load::skip::Skipped> = loaded
+        .skipped_paths
+        .iter()
+        .filter(|s| matches!(s, crate::load::skip::Skipped::Excluded { .. }))
+        .collect();
+    for s in &loaded.skipped_paths {
+        if matches!(s, crate::load::skip::Skipped::HelmChart { .. }) || excluded.len() <= 3 {
+            notes.push(s.describe());
+        }
+    }
+    if excluded.len() > 3 {
+        let shown: Vec<String> = excluded[..3].iter().map(|s| s.describe()).collect();
+        notes.push(format!(
+            "{} and {} more paths excluded by lkguard.yaml's exclude: (--format json lists them)",
+            shown.join("; "),
+            excluded.len() - 3
+        ));
+    }
+    for note in &notes {
+        let _ = writeln!(out, "note: {note}");
+    }
     let problems = outcome.failures.len() + loaded.errors.len();
     if outcome.findings.is_empty() && problems == 0 {
-        if files == 0 {
+        if files == 0 && !loaded.skipped_paths.is_empty() {
+            let _ = writeln!(
+                out,
+                "ok: nothing left to check once the paths above were skipped"
+            );
+        } else if files == 0 {
             let _ = writeln!(out, "no YAML files found to check");
         } else if resources == 0 {
             // Not a pass of anything: say which files held nothing to check

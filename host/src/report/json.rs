@@ -95,6 +95,12 @@ pub fn render(outcome: &Outcome) -> String {
             "skippedDocuments": loaded.skipped,
             "exempted": outcome.exempted.len(),
             "off": outcome.off,
+            "livekitServers": outcome.livekit_servers,
+            "policiesNotSelected": outcome.not_selected,
+            "skippedPaths": loaded.skipped_paths.iter().map(|s| match s {
+                crate::load::skip::Skipped::HelmChart { chart } => serde_json::json!({"path": chart, "reason": "helm-chart"}),
+                crate::load::skip::Skipped::Excluded { path, pattern } => serde_json::json!({"path": path, "reason": "excluded", "pattern": pattern}),
+            }).collect::<Vec<_>>(),
             "exitCode": outcome.exit_code(),
         }
     });

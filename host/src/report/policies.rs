@@ -38,17 +38,34 @@ pub fn json(registry: &Registry) -> String {
     s
 }
 
-pub fn explain(registry: &Registry, rule: &str) -> Option<String> {
-    let (policy, info) = registry.rule(rule)?;
+/// The rationale of a rule, or of every rule of a policy named by its id
+/// (`node-ip`: what `lkguard policies` prints first on each line). `Err`
+/// says what there is instead, with the nearest id.
+pub fn explain(registry: &Registry, id: &str) -> Result<String, String> {
+    let rules: Vec<_> = match (registry.rule(id), registry.get(id)) {
+        (Some((policy, info)), _) => vec![(policy, info)],
+        (None, Some(policy)) => policy.metadata.rules.iter().map(|r| (policy, r)).collect(),
+        (None, None) => {
+            let known = registry.policies.iter().flat_map(|p| {
+                std::iter::once(p.id()).chain(p.metadata.rules.iter().map(|r| r.id.as_str()))
+            });
+            let guess = crate::suggest::nearest(known, id)
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_else(|| "; `lkguard policies` lists them".into());
+            return Err(format!("no rule or policy `{id}`{guess}"));
+        }
+    };
     let mut out = String::new();
-    let _ = writeln!(out, "{}: {}\n", info.id, info.summary);
-    let _ = writeln!(out, "{}\n", wrap(&info.rationale, 80));
-    let _ = writeln!(
-        out,
-        "policy: {} {} ({})",
-        policy.metadata.id, policy.metadata.version, policy.source
-    );
-    Some(out)
+    for (policy, info) in rules {
+        let _ = writeln!(out, "{}: {}\n", info.id, info.summary);
+        let _ = writeln!(out, "{}\n", wrap(&info.rationale, 80));
+        let _ = writeln!(
+            out,
+            "policy: {} {} ({})",
+            policy.metadata.id, policy.metadata.version, policy.source
+        );
+    }
+    Ok(out)
 }
 
 /// Wraps on spaces; rationales are written as one paragraph.

@@ -166,7 +166,7 @@ impl Reviewer {
             resolved.limits,
             lifetime,
         )?;
-        let settings = registry.settings(&resolved.settings)?;
+        let settings = resolved.policy_settings(&registry)?;
         Ok(Reviewer {
             registry,
             settings,

@@ -66,6 +66,9 @@ struct Advertised {
     resource: u32,
     path: String,
     ip: IpAddr,
+    /// The Service of its own render that pins this IP, if one does: then
+    /// this environment is the IP's owner.
+    pinned_by: Option<String>,
 }
 
 impl Policy for NodeIp {
@@ -277,6 +280,7 @@ fn check_container(
         return;
     }
     let object = lk.template.object;
+    let mut pinned_by = None;
     for svc_obj in objects
         .iter()
         .filter(|o| o.is("", "Service") && o.origin == object.origin && o.same_namespace(object))
@@ -297,7 +301,9 @@ fn check_container(
             .parse::<IpAddr>()
             .ok()
             .is_some_and(|p| Some(p) == parsed.v4 || Some(p) == parsed.v6);
-        if !matches {
+        if matches {
+            pinned_by = Some(svc_obj.name().to_string());
+        } else {
             findings.push(
                 Finding::error(RULE, resource, at.clone(), format!("NODE_IP {ip} is not the IP {pin} that Service {} pins for its LoadBalancer, so ICE candidates point at the wrong address", svc_obj.name()))
                     .hint(format!("set NODE_IP to {pin}")),
@@ -309,30 +315,52 @@ fn check_container(
         resource,
         path: at,
         ip,
+        pinned_by,
     });
 }
 
 /// Two environments advertising one IP means one of them sends its browsers
-/// to the other's cluster.
+/// to the other's cluster. When the render shows whose IP it is (a Service
+/// of that environment pins it), only the others are wrong.
 fn cross_environment(batch: &Batch, advertised: &[Advertised], findings: &mut Vec<Finding>) {
+    let name = |origin: u32| {
+        batch
+            .origins
+            .get(origin as usize)
+            .map_or("another environment", |o| o.name.as_str())
+    };
     for a in advertised {
-        let others: Vec<&str> = advertised
+        let others: Vec<&Advertised> = advertised
             .iter()
             .filter(|b| b.ip == a.ip && b.origin != a.origin)
-            .filter_map(|b| {
-                batch
-                    .origins
-                    .get(b.origin as usize)
-                    .map(|o| o.name.as_str())
-            })
             .collect();
-        if let Some(first) = others.first() {
-            findings.push(Finding::error(
+        let Some(first) = others.first() else {
+            continue;
+        };
+        let owner = others.iter().find(|b| b.pinned_by.is_some());
+        match (&a.pinned_by, owner) {
+            // Its own Service pins it and no other environment's does.
+            (Some(_), None) => {}
+            (None, Some(owner)) => findings.push(
+                Finding::error(RULE, a.resource, a.path.clone(), format!(
+                    "NODE_IP {} is the LoadBalancer IP that Service {} of {} pins, so this environment sends its browsers to {}'s cluster",
+                    a.ip,
+                    owner.pinned_by.as_deref().unwrap_or_default(),
+                    name(owner.origin),
+                    name(owner.origin)
+                ))
+                .hint("set NODE_IP to this environment's own livekit-rtc LoadBalancer EXTERNAL-IP (kubectl get svc livekit-rtc -o wide in its cluster), and pin it on its Service"),
+            ),
+            _ => findings.push(Finding::error(
                 RULE,
                 a.resource,
                 a.path.clone(),
-                format!("NODE_IP {} is also the NODE_IP of {first}; each environment has its own LoadBalancer IP", a.ip),
-            ));
+                format!(
+                    "NODE_IP {} is also the NODE_IP of {}; each environment has its own LoadBalancer IP",
+                    a.ip,
+                    name(first.origin)
+                ),
+            )),
         }
     }
 }
@@ -470,6 +498,38 @@ spec:
         let f = NodeIp::validate(&b, "{}").unwrap();
         assert_eq!(f.len(), 2);
         assert!(f[0].message.contains("overlays/production"));
+    }
+
+    #[test]
+    fn of_two_environments_sharing_an_ip_the_one_that_pins_it_is_right() {
+        let lb = "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: livekit-rtc\n  namespace: memql\n  annotations: {service.beta.kubernetes.io/azure-load-balancer-ipv4: \"20.61.14.8\"}\nspec:\n  type: LoadBalancer\n  selector: {app: livekit}\n";
+        // The Deployment alone: staging pins no IP of its own.
+        let full = deploy(&env("value: \"20.61.14.8\""));
+        let copied = full.split("---").next().unwrap().to_string();
+        let owner = format!("{copied}{lb}");
+        let b = batch(&[
+            Src {
+                name: "overlays/staging",
+                deployable: true,
+                complete: true,
+                yaml: &copied,
+            },
+            Src {
+                name: "overlays/production",
+                deployable: true,
+                complete: true,
+                yaml: &owner,
+            },
+        ]);
+        let f = NodeIp::validate(&b, "{}").unwrap();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].resource, 0, "staging, not production: {f:?}");
+        assert!(
+            f[0].message
+                .contains("Service livekit-rtc of overlays/production pins"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ use lkguard_policy_sdk::place::Place;
 use lkguard_policy_sdk::settings::{
     self, Topology, DEFAULT_SIGNAL_PORT, DEFAULT_TCP_PORT, DEFAULT_UDP_PORT,
 };
-use lkguard_policy_sdk::{workload, Batch, Finding, Metadata, Object, Policy, RuleInfo};
+use lkguard_policy_sdk::workload::PodTemplate;
+use lkguard_policy_sdk::{pointer, workload, Batch, Finding, Metadata, Object, Policy, RuleInfo};
 use serde::Deserialize;
 
 pub const RULE: &str = "livekit/rtc-service";
@@ -60,6 +61,9 @@ struct MediaPorts {
     /// a finding about that port belongs where the effective value is set.
     udp_set_by: Option<SetBy>,
     tcp_set_by: Option<SetBy>,
+    /// A UDP port setting that a port range overrides: the help for the
+    /// range must not tell the user to set what is already set.
+    udp_ignored: Option<Setting>,
     /// False when the config the server runs with is not in the render (a
     /// Secret, a CSI volume) and no env var or arg sets the port: it may
     /// set any port, so none is judged.
@@ -113,9 +117,12 @@ fn media_ports(e: &Effective) -> MediaPorts {
         .named_override("rtc.udp_port")
         .filter(|s| s.text().and_then(|t| port_text(&t)).is_some())
         .or_else(|| e.generated_override("rtc.udp_port.start"))
-        .or_else(|| e.from_document("rtc.udp_port"));
+        .or_else(|| e.from_document("rtc.udp_port"))
+        .filter(|s| s.text().and_then(|t| port_text(&t)).is_some());
     let mut udp_set_by = None;
+    let mut udp_ignored = None;
     let (udp, udp_from, udp_place) = if let Some(start) = range_start {
+        udp_ignored = udp_setting;
         let a = port_of(&start).unwrap_or_default();
         let b = e
             .get("rtc.port_range_end")
@@ -126,10 +133,7 @@ fn media_ports(e: &Effective) -> MediaPorts {
             format!("rtc.port_range_start from {}", start.describe()),
             start.place.clone(),
         )
-    } else if let Some(s) = udp_setting
-        .as_ref()
-        .filter(|s| s.text().and_then(|t| port_text(&t)).is_some())
-    {
+    } else if let Some(s) = udp_setting.as_ref() {
         let mut udp = s.text().and_then(|t| port_text(&t)).unwrap_or(Udp::Port(0));
         if let (Udp::Port(p), Source::Env(_) | Source::Arg(_)) = (&udp, &s.source) {
             // LIVEKIT_RTC_UDP_PORT_END alongside _START makes a range.
@@ -177,6 +181,7 @@ fn media_ports(e: &Effective) -> MediaPorts {
         tcp,
         udp_set_by,
         tcp_set_by,
+        udp_ignored,
         udp_known,
         tcp_known,
         container_ports,
@@ -371,33 +376,7 @@ fn check_server(
 
     if services.is_empty() {
         if object.origin.deployable && object.origin.complete {
-            findings.push(
-                Finding::error(RULE, object.index, "", {
-                    let base = format!(
-                        "no LoadBalancer Service selects the pods of {} {}, so media (UDP {}, TCP {})",
-                        object.kind(),
-                        object.name(),
-                        describe_udp(&ports.udp),
-                        ports.tcp
-                    );
-                    // A NodePort Service (or hostNetwork, the livekit Helm
-                    // chart's default) puts media on node addresses, which
-                    // on AKS are private and change with every node.
-                    let node_port = selecting(objects, lk, "NodePort").into_iter().next();
-                    if let Some((o, _)) = node_port {
-                        format!("{base} reaches them only through NodePort Service {} on each node's own address, which is not one pinned public IP that NODE_IP can name", o.name())
-                    } else if lk.template.spec.host_network == Some(true) {
-                        format!("{base} reaches them only at the node's own address (hostNetwork), which is not a pinned public IP")
-                    } else {
-                        format!("{base} has no way in")
-                    }
-                })
-                    .hint(if relays(e) {
-                        "this config lists rtc.turn_servers: if a TURN gateway (STUNner) relays media to the pods, declare topology: turn-gateway in lkguard.yaml; otherwise add the livekit-rtc Service: type LoadBalancer, UDP 7882 + TCP 7881, externalTrafficPolicy: Local"
-                    } else {
-                        "add the livekit-rtc Service: type LoadBalancer, UDP 7882 + TCP 7881, externalTrafficPolicy: Local"
-                    }),
-            );
+            findings.push(unselected(e, objects, ports));
         }
         return;
     }
@@ -408,10 +387,12 @@ fn check_server(
     let range_at_source = match (&ports.udp, &ports.udp_place) {
         _ if !ports.udp_known => true,
         (Udp::Range(a, b), Some(place)) => {
-            findings.push(place.error(RULE, range_message(a, b)).hint(format!(
-                "set rtc.udp_port: {} (UDP mux) and expose it on the RTC Service",
-                s.udp_port
-            )));
+            findings.push(range_at_config(
+                place,
+                range_message(a, b),
+                ports.udp_ignored.as_ref(),
+                s.udp_port,
+            ));
             true
         }
         _ => false,
@@ -446,6 +427,7 @@ fn check_server(
                 findings,
                 &lbs,
                 (*udp, "UDP", is_udp),
+                &[ports.tcp as i32, signal],
                 ports.udp_set_by.as_ref(),
                 &ports.container_ports,
             )
@@ -464,10 +446,15 @@ fn check_server(
     }
     let mut tcp_carriers = Vec::new();
     if ports.tcp != 0 && ports.tcp_known {
+        let mut judged = vec![signal];
+        if let Udp::Port(udp) = ports.udp {
+            judged.push(udp as i32);
+        }
         tcp_carriers = check_forward(
             findings,
             &lbs,
             (ports.tcp, "TCP", is_tcp),
+            &judged,
             ports.tcp_set_by.as_ref(),
             &ports.container_ports,
         );
@@ -496,6 +483,199 @@ fn check_server(
             ),
         }
     }
+}
+
+/// No LoadBalancer Service selects the livekit-server pods. A finding on
+/// the whole workload lands on line 1 of whatever file the host maps it
+/// to, so it names the Service whose selector is one typo off, if there
+/// is one, and otherwise the labels a Service would have to select.
+fn unselected(e: &Effective, objects: &[Object], ports: &MediaPorts) -> Finding {
+    let lk = &e.server;
+    let object = lk.template.object;
+    let media = format!(
+        "media (UDP {}, TCP {})",
+        describe_udp(&ports.udp),
+        ports.tcp
+    );
+    if let Some(f) = mistyped_selector(objects, lk, ports, &media) {
+        return f;
+    }
+    let base = format!(
+        "no LoadBalancer Service selects the pods of {} {}, so {media}",
+        object.kind(),
+        object.name(),
+    );
+    // A NodePort Service (or hostNetwork, the livekit Helm chart's default)
+    // puts media on node addresses, which on AKS are private and change
+    // with every node.
+    let node_port = selecting(objects, lk, "NodePort").into_iter().next();
+    let message = if let Some((o, _)) = node_port {
+        format!("{base} reaches them only through NodePort Service {} on each node's own address, which is not one pinned public IP that NODE_IP can name", o.name())
+    } else if lk.template.spec.host_network == Some(true) {
+        format!("{base} reaches them only at the node's own address (hostNetwork), which is not a pinned public IP")
+    } else {
+        format!("{base} has no way in")
+    };
+    Finding::error(RULE, object.index, labels_at(lk.template), message).hint(if relays(e) {
+        "this config lists rtc.turn_servers: if a TURN gateway (STUNner) relays media to the pods, declare topology: turn-gateway in lkguard.yaml; otherwise add the livekit-rtc Service: type LoadBalancer, UDP 7882 + TCP 7881, externalTrafficPolicy: Local"
+    } else {
+        "add the livekit-rtc Service: type LoadBalancer, UDP 7882 + TCP 7881, externalTrafficPolicy: Local"
+    })
+}
+
+/// Where a pod template's labels are, or the nearest thing that exists:
+/// what a Service has to select.
+fn labels_at(t: &PodTemplate) -> String {
+    // A Pod's template is the object itself, whose metadata always exists.
+    let template = t.spec_path.strip_suffix("/spec").unwrap_or_default();
+    let value = t.object.value();
+    let labels = format!("{template}/metadata/labels");
+    let metadata = format!("{template}/metadata");
+    if value.pointer(&labels).is_some() {
+        labels
+    } else if value.pointer(&metadata).is_some() {
+        metadata
+    } else if !template.is_empty() {
+        template.to_string()
+    } else {
+        t.spec_path.clone()
+    }
+}
+
+/// `a=1, b=2`, for messages.
+fn label_text(labels: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.join(", ")
+}
+
+/// A LoadBalancer Service in the server's render and namespace that looks
+/// like the media Service (a UDP port, or a media port) but whose selector
+/// picks no pod template at all: a typo in the selector, reported at the
+/// selector entry that differs from the livekit-server pods' labels.
+fn mistyped_selector(
+    objects: &[Object],
+    lk: &LivekitContainer,
+    ports: &MediaPorts,
+    media: &str,
+) -> Option<Finding> {
+    let object = lk.template.object;
+    let templates = workload::pod_templates(objects);
+    let media_port = |p: &ServicePort| {
+        let port = u32::try_from(p.port).unwrap_or_default();
+        is_udp(p) || port == ports.tcp || ports.udp == Udp::Port(port)
+    };
+    let (svc_object, spec) = objects
+        .iter()
+        .filter(|o| o.is("", "Service") && o.origin == object.origin && o.same_namespace(object))
+        .filter_map(|o| Some((o, o.typed::<Service>()?.spec?)))
+        .find(|(o, spec)| {
+            let selector = spec.selector.clone().unwrap_or_default();
+            spec.type_.as_deref() == Some("LoadBalancer")
+                && spec.ports.iter().flatten().any(media_port)
+                && !templates.iter().any(|t| {
+                    t.object.origin == o.origin
+                        && t.object.same_namespace(o)
+                        && t.selected_by(&selector)
+                })
+        })?;
+    let name = svc_object.name();
+    let pods = lk.template.labels;
+    let workload = format!("{} {}", object.kind(), object.name());
+    // The selector the pods would match: each key at the pods' value, the
+    // keys they lack dropped, or all their labels when that leaves none.
+    let mut fixed: BTreeMap<String, String> = spec
+        .selector
+        .iter()
+        .flatten()
+        .filter_map(|(k, _)| Some((k.clone(), pods.get(k)?.clone())))
+        .collect();
+    if fixed.is_empty() {
+        fixed = pods.clone();
+    }
+    let hint = if fixed.is_empty() {
+        format!("label the pod template of {workload} and set the selector to those labels")
+    } else {
+        let pairs: Vec<String> = fixed.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        format!(
+            "set the selector to the pods' labels: {{{}}}",
+            pairs.join(", ")
+        )
+    };
+    let labelled = if pods.is_empty() {
+        "carry no labels".to_string()
+    } else {
+        format!("are labelled {}", label_text(pods))
+    };
+    let selector = spec.selector.unwrap_or_default();
+    let differs = selector.iter().find(|(k, v)| pods.get(*k) != Some(*v));
+    let Some((key, value)) = differs else {
+        let at = if spec_has_selector(svc_object) {
+            "/spec/selector"
+        } else {
+            "/spec"
+        };
+        return Some(Finding::error(RULE, svc_object.index, at, format!(
+            "Service {name} has no selector, so it selects no pod; the livekit-server pods of {workload} {labelled}, so {media} has no way in"
+        )).hint(hint));
+    };
+    let carried = templates.iter().any(|t| {
+        t.object.origin == svc_object.origin
+            && t.object.same_namespace(svc_object)
+            && t.labels.get(key) == Some(value)
+    });
+    let whose = if carried {
+        "which the livekit-server pods lack"
+    } else {
+        "which no pod carries"
+    };
+    let theirs = match pods.get(key) {
+        Some(v) => format!("are labelled {key}={v}"),
+        None if pods.is_empty() => format!("have no label {key} (they carry no labels)"),
+        None => format!("have no label {key} (theirs: {})", label_text(pods)),
+    };
+    Some(
+        Finding::error(RULE, svc_object.index, pointer::push("/spec/selector", key), format!(
+            "Service {name} selects {key}={value}, {whose}; the livekit-server pods of {workload} {theirs}, so {media} has no way in"
+        ))
+        .hint(hint),
+    )
+}
+
+fn spec_has_selector(o: &Object) -> bool {
+    o.value()
+        .pointer("/spec/selector")
+        .is_some_and(|v| !v.is_null())
+}
+
+/// The finding for a UDP port range, at the setting that made it. When
+/// the range overrides a UDP port that is also set, the fix is to remove the
+/// range, not to set the port again.
+fn range_at_config(
+    place: &Place,
+    message: String,
+    ignored: Option<&Setting>,
+    suggested: u32,
+) -> Finding {
+    let Some(udp) = ignored else {
+        return place.error(RULE, message).hint(format!(
+            "set rtc.udp_port: {suggested} (UDP mux) and expose it on the RTC Service"
+        ));
+    };
+    let value = udp.text().and_then(|t| port_text(&t));
+    let shown = value.as_ref().map(describe_udp).unwrap_or_default();
+    let message = format!(
+        "{message}; {} also sets rtc.udp_port {shown}, which is ignored because the port range wins",
+        udp.describe()
+    );
+    let hint = match value {
+        Some(Udp::Port(p)) => format!(
+            "remove rtc.port_range_start and rtc.port_range_end, so that the rtc.udp_port {p} already set applies (UDP mux), and expose it on the RTC Service"
+        ),
+        _ => format!(
+            "remove rtc.port_range_start and rtc.port_range_end, and set rtc.udp_port to one port ({suggested}, UDP mux) instead of {shown}; expose it on the RTC Service"
+        ),
+    };
+    place.error(RULE, message).hint(hint)
 }
 
 /// A LoadBalancer Service that selects the livekit-server pods.
@@ -581,12 +761,15 @@ fn check_one_address(
 /// ICE candidates carry livekit-server's own port, so a Service must
 /// forward `port` to the same container port. When an env var or arg moved
 /// the port off the config, the finding points there: that is the place
-/// that set the value the Services no longer match. Returns the Services
-/// (index into `lbs`) and port entries that carry the port.
+/// that set the value the Services no longer match. `judged` are the port
+/// numbers other checks own (the other media port, signaling): a port
+/// there is not a near miss of this one. Returns the Services (index into
+/// `lbs`) and port entries that carry the port.
 fn check_forward(
     findings: &mut Vec<Finding>,
     lbs: &[Lb],
     (port, proto, is_proto): (u32, &str, fn(&ServicePort) -> bool),
+    judged: &[i32],
     set_by: Option<&SetBy>,
     named: &[(String, i32)],
 ) -> Vec<(usize, usize)> {
@@ -613,14 +796,70 @@ fn check_forward(
         let Some(first) = lbs.first() else {
             return carrying;
         };
+        let exposed: Vec<(usize, usize)> = lbs
+            .iter()
+            .enumerate()
+            .flat_map(|(l, lb)| {
+                lb.list
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| is_proto(p))
+                    .map(move |(n, _)| (l, n))
+            })
+            .collect();
+        let near: Vec<&(usize, usize)> = exposed
+            .iter()
+            .filter(|(l, n)| {
+                let p = &lbs[*l].list[*n];
+                !judged.contains(&p.port)
+                    && !target_port(p, named).is_some_and(|t| judged.contains(&t))
+            })
+            .collect();
+        // One port of the protocol under another number is this port
+        // renumbered (a JSON6902 `replace` of `/spec/ports/0/port` does
+        // that): its own entry is what to change. An override that moved
+        // the server's port is reported where it is set, as below.
+        if let ([&(l, n)], None) = (near.as_slice(), set_by) {
+            let (lb, p) = (&lbs[l], &lbs[l].list[n]);
+            findings.push(
+                Finding::error(
+                    RULE,
+                    lb.index,
+                    format!("/spec/ports/{n}/port"),
+                    format!(
+                        "Service {} exposes {proto} {}, not {port} where livekit-server listens for media",
+                        lb.name, p.port
+                    ),
+                )
+                .hint(format!("set port (and targetPort) to {port}")),
+            );
+            return carrying;
+        }
+        let mut numbers: Vec<String> = Vec::new();
+        for &(l, n) in &exposed {
+            let number = lbs[l].list[n].port.to_string();
+            if !numbers.contains(&number) {
+                numbers.push(number);
+            }
+        }
+        let verb = if lbs.len() == 1 {
+            "it exposes"
+        } else {
+            "they expose"
+        };
+        let shown = match numbers.split_last() {
+            None => format!("{verb} no {proto} port"),
+            Some((last, [])) => format!("{verb} {proto} {last}"),
+            Some((last, rest)) => format!("{verb} {proto} {} and {last}", rest.join(", ")),
+        };
         let message = if lbs.len() == 1 {
             format!(
-                "Service {} does not expose {proto} {port}, where livekit-server listens for media",
+                "Service {} does not expose {proto} {port}, where livekit-server listens for media ({shown})",
                 first.name
             )
         } else {
             let names: Vec<&str> = lbs.iter().map(|lb| lb.name).collect();
-            format!("none of the LoadBalancer Services selecting the livekit-server pods ({}) exposes {proto} {port}, where livekit-server listens for media", names.join(", "))
+            format!("none of the LoadBalancer Services selecting the livekit-server pods ({}) exposes {proto} {port}, where livekit-server listens for media ({shown})", names.join(", "))
         };
         findings.push(
             at(first.index, first.ports_at.to_string(), message).hint(format!(
@@ -740,7 +979,14 @@ spec:
         let cfg = "rtc:\n  udp_port: 3478\n  tcp_port: 7881";
         let f = run(&yaml(cfg, GOOD_SVC));
         assert_eq!(f.len(), 1);
-        assert!(f[0].message.contains("UDP 3478"), "{}", f[0].message);
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (2, "/spec/ports/0/port")
+        );
+        assert_eq!(
+            f[0].message,
+            "Service livekit-rtc exposes UDP 7882, not 3478 where livekit-server listens for media"
+        );
     }
 
     #[test]
@@ -809,7 +1055,10 @@ spec:
         let without: Vec<&str> = y.split("---\n").take(2).collect();
         let f = run(&without.join("---\n"));
         assert_eq!(f.len(), 1);
-        assert_eq!((f[0].resource, f[0].path.as_str()), (1, ""));
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (1, "/spec/template/metadata/labels")
+        );
         assert!(f[0].message.ends_with("has no way in"), "{}", f[0].message);
         // A NodePort Service carries media, but on node addresses.
         let f = run(&y.replace("type: LoadBalancer", "type: NodePort"));
@@ -858,7 +1107,10 @@ spec:
             GOOD_CFG,
             &GOOD_SVC.replace("port: 7881", "port: 7999"),
         ));
-        assert_eq!((f[0].resource, f[0].path.as_str()), (2, "/spec/ports"));
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (2, "/spec/ports/1/port")
+        );
     }
 
     #[test]
@@ -909,6 +1161,204 @@ spec:
         );
     }
 
+    #[test]
+    fn a_mistyped_selector_is_reported_at_its_entry() {
+        let y = yaml(GOOD_CFG, GOOD_SVC).replace(
+            "  selector: {app: livekit}",
+            "  selector: {app: livekit-servr}",
+        );
+        let f = run(&y);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (2, "/spec/selector/app")
+        );
+        assert_eq!(
+            f[0].message,
+            "Service livekit-rtc selects app=livekit-servr, which no pod carries; the livekit-server pods of Deployment livekit are labelled app=livekit, so media (UDP 7882, TCP 7881) has no way in"
+        );
+        assert_eq!(
+            f[0].hint.as_deref(),
+            Some("set the selector to the pods' labels: {app: livekit}")
+        );
+        // The first entry that differs, its key escaped as a pointer token;
+        // a key the pods do not carry at all counts as differing.
+        let y = yaml(GOOD_CFG, GOOD_SVC)
+            .replace(
+                "labels: {app: livekit}",
+                "labels: {app: livekit, app.kubernetes.io/name: livekit}",
+            )
+            .replace(
+                "  selector: {app: livekit}",
+                "  selector: {app: livekit, app.kubernetes.io/name: livekit-servr, x~y: z}",
+            );
+        let f = run(&y);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "/spec/selector/app.kubernetes.io~1name");
+        assert_eq!(
+            f[0].hint.as_deref(),
+            Some("set the selector to the pods' labels: {app: livekit, app.kubernetes.io/name: livekit}")
+        );
+        let y = yaml(GOOD_CFG, GOOD_SVC).replace(
+            "  selector: {app: livekit}",
+            "  selector: {app: livekit, x~y: z}",
+        );
+        let f = run(&y);
+        assert_eq!(f[0].path, "/spec/selector/x~0y");
+        assert_eq!(
+            f[0].message,
+            "Service livekit-rtc selects x~y=z, which no pod carries; the livekit-server pods of Deployment livekit have no label x~y (theirs: app=livekit), so media (UDP 7882, TCP 7881) has no way in"
+        );
+        // No selector at all: the Service's spec.
+        let y = yaml(GOOD_CFG, GOOD_SVC).replace("  selector: {app: livekit}\n", "");
+        let f = run(&y);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].resource, f[0].path.as_str()), (2, "/spec"));
+        assert!(
+            f[0].message
+                .starts_with("Service livekit-rtc has no selector"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    #[test]
+    fn only_a_media_service_selecting_nothing_is_a_near_miss() {
+        // A LoadBalancer without a UDP or media port is someone else's.
+        let y = yaml(GOOD_CFG, "  ports:\n    - {name: https, port: 443}")
+            .replace("  selector: {app: livekit}", "  selector: {app: gateway}");
+        let f = run(&y);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (1, "/spec/template/metadata/labels")
+        );
+        assert!(f[0].message.ends_with("has no way in"), "{}", f[0].message);
+        // A selector that picks other pods is no typo.
+        let other = "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: turn}\nspec:\n  template:\n    metadata: {labels: {app: turn}}\n    spec:\n      containers: [{name: turn, image: coturn/coturn}]\n";
+        let y = yaml(GOOD_CFG, GOOD_SVC)
+            .replace("  selector: {app: livekit}", "  selector: {app: turn}")
+            + other;
+        let f = run(&y);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (1, "/spec/template/metadata/labels")
+        );
+    }
+
+    #[test]
+    fn without_labels_the_template_metadata_is_the_place() {
+        let y = yaml(GOOD_CFG, GOOD_SVC);
+        let without: Vec<&str> = y.split("---\n").take(2).collect();
+        let y = without.join("---\n");
+        let f = run(&y.replace(
+            "metadata: {labels: {app: livekit}}",
+            "metadata: {annotations: {a: b}}",
+        ));
+        assert_eq!(f[0].path, "/spec/template/metadata");
+        let f = run(&y.replace("    metadata: {labels: {app: livekit}}\n", ""));
+        assert_eq!(f[0].path, "/spec/template");
+        // The NodePort message too is about the labels, not the workload.
+        let f = run(&yaml(GOOD_CFG, GOOD_SVC).replace("type: LoadBalancer", "type: NodePort"));
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (1, "/spec/template/metadata/labels")
+        );
+    }
+
+    #[test]
+    fn a_lone_port_under_another_number_is_the_one_to_change() {
+        // What a JSON6902 `replace /spec/ports/0/port value: 443` leaves.
+        let f = run(&yaml(
+            GOOD_CFG,
+            &GOOD_SVC.replace("port: 7882", "port: 443"),
+        ));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (2, "/spec/ports/0/port")
+        );
+        assert_eq!(
+            f[0].message,
+            "Service livekit-rtc exposes UDP 443, not 7882 where livekit-server listens for media"
+        );
+        assert_eq!(
+            f[0].hint.as_deref(),
+            Some("set port (and targetPort) to 7882")
+        );
+        // Two candidates: the Service's ports, and what they are instead.
+        let svc = format!("{GOOD_SVC}\n    - {{name: turn, port: 3478, protocol: UDP}}")
+            .replace("port: 7882", "port: 443");
+        let f = run(&yaml(GOOD_CFG, &svc));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].resource, f[0].path.as_str()), (2, "/spec/ports"));
+        assert_eq!(
+            f[0].message,
+            "Service livekit-rtc does not expose UDP 7882, where livekit-server listens for media (it exposes UDP 443 and 3478)"
+        );
+        // The other media port and signaling are not candidates.
+        for port in ["7881", "7880"] {
+            let svc = GOOD_SVC.replace("port: 7882", &format!("port: {port}"));
+            let f = run(&yaml(GOOD_CFG, &svc));
+            let f: Vec<_> = f.iter().filter(|f| f.message.contains("7882")).collect();
+            assert_eq!(f.len(), 1, "{f:?}");
+            assert_eq!(f[0].path, "/spec/ports", "{port}");
+            assert!(
+                f[0].message.ends_with(&format!("(it exposes UDP {port})")),
+                "{}",
+                f[0].message
+            );
+        }
+        let f = run(&yaml(
+            GOOD_CFG,
+            &GOOD_SVC.replace("protocol: UDP", "protocol: TCP"),
+        ));
+        assert!(
+            f[0].message.ends_with("(it exposes no UDP port)"),
+            "{}",
+            f[0].message
+        );
+        // An env var that moved the port is still the place.
+        let y = yaml(GOOD_CFG, GOOD_SVC).replace(
+            "          args:",
+            "          env: [{name: UDP_PORT, value: \"3478\"}]\n          args:",
+        );
+        let f = run(&y);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (1, "/spec/template/spec/containers/0/env/0/value")
+        );
+        assert_eq!(
+            f[0].message,
+            "env UDP_PORT sets livekit-server's UDP port to 3478, but Service livekit-rtc does not expose UDP 3478, where livekit-server listens for media (it exposes UDP 7882)"
+        );
+    }
+
+    #[test]
+    fn a_range_over_a_set_udp_port_says_to_remove_the_range() {
+        let cfg = "rtc:\n  udp_port: 7882\n  port_range_start: 50000\n  port_range_end: 50100\n  tcp_port: 7881";
+        let f = run(&yaml(cfg, GOOD_SVC));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            f[0].message,
+            "livekit-server listens on UDP 50000-50100 (rtc.port_range_start from the config file), one port per socket, which the LoadBalancer does not forward; use one UDP port; the config file also sets rtc.udp_port 7882, which is ignored because the port range wins"
+        );
+        assert_eq!(
+            f[0].hint.as_deref(),
+            Some("remove rtc.port_range_start and rtc.port_range_end, so that the rtc.udp_port 7882 already set applies (UDP mux), and expose it on the RTC Service")
+        );
+        // Without a udp_port, setting one is the fix.
+        let f = run(&yaml(&cfg.replace("  udp_port: 7882\n", ""), GOOD_SVC));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            f[0].hint.as_deref(),
+            Some("set rtc.udp_port: 7882 (UDP mux) and expose it on the RTC Service")
+        );
+        assert!(!f[0].message.contains("ignored"), "{}", f[0].message);
+    }
+
     const UDP_SVC: &str = "  externalTrafficPolicy: Local\n  ports:\n    - {name: rtc-udp, port: 7882, protocol: UDP}";
 
     /// The fixture with a second LoadBalancer Service, `livekit-rtc-tcp`.
@@ -935,15 +1385,30 @@ spec:
         let y = split(", annotations: {service.beta.kubernetes.io/azure-load-balancer-ipv4: 20.61.14.7}", "")
             .replace("  type: LoadBalancer\n  selector: {app: livekit}\n  externalTrafficPolicy: Local\n  ports:\n    - {name: rtc-tcp", "  type: LoadBalancer\n  loadBalancerIP: 20.61.14.7\n  selector: {app: livekit}\n  externalTrafficPolicy: Local\n  ports:\n    - {name: rtc-tcp");
         assert_eq!(run(&y), vec![]);
-        // A port on neither: one finding naming both.
-        let y = split("", "").replace("port: 7881, protocol: TCP", "port: 7999, protocol: TCP");
+        // A port on neither, and no one port it could be: one finding
+        // naming both, and what they expose instead.
+        let y = split("", "").replace(
+            "    - {name: rtc-tcp, port: 7881, protocol: TCP}",
+            "    - {name: rtc-tcp, port: 7999, protocol: TCP}\n    - {name: alt, port: 8443, protocol: TCP}",
+        );
         let f = run(&y);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!((f[0].resource, f[0].path.as_str()), (2, "/spec/ports"));
-        assert!(
-            f[0].message.contains("livekit-rtc, livekit-rtc-tcp"),
-            "{}",
-            f[0].message
+        assert_eq!(
+            f[0].message,
+            "none of the LoadBalancer Services selecting the livekit-server pods (livekit-rtc, livekit-rtc-tcp) exposes TCP 7881, where livekit-server listens for media (they expose TCP 7999 and 8443)"
+        );
+        // One TCP port under another number, on either Service: that one.
+        let y = split("", "").replace("port: 7881, protocol: TCP", "port: 7999, protocol: TCP");
+        let f = run(&y);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].resource, f[0].path.as_str()),
+            (3, "/spec/ports/0/port")
+        );
+        assert_eq!(
+            f[0].message,
+            "Service livekit-rtc-tcp exposes TCP 7999, not 7881 where livekit-server listens for media"
         );
     }
 
