@@ -1,5 +1,6 @@
 # Shared by the bench scripts (sourced from the repository root): oha (from
-# PATH, else installed with cargo into target/bench-tools), a release build,
+# PATH, else installed with cargo into target/bench-tools), a release build
+# (or the binary LKGUARD_BIN names),
 # a work directory removed on exit (with the server, `$pid`, stopped), and a
 # self-signed certificate for 127.0.0.1 in it.
 OHA="${OHA:-$(command -v oha || true)}"
@@ -7,7 +8,11 @@ if [ -z "$OHA" ]; then
     OHA=target/bench-tools/bin/oha
     [ -x "$OHA" ] || cargo install oha --locked --root target/bench-tools >/dev/null
 fi
-cargo build --release --quiet
+# LKGUARD_BIN: a given binary (the static musl one, say) instead of this build.
+if [ -z "${LKGUARD_BIN:-}" ]; then
+    cargo build --release --quiet
+    LKGUARD_BIN=./target/release/lkguard
+fi
 work="$(mktemp -d)"
 pid=""
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT

@@ -55,7 +55,7 @@ for name, body in bodies.items():
 open(f"{work}/malformed.json", "w").write('{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionRev')
 PY
 export LKGUARD_CACHE_DIR="$work/cache"
-./target/release/lkguard serve --listen 127.0.0.1:0 --tls-cert "$work/tls.crt" \
+"$LKGUARD_BIN" serve --listen 127.0.0.1:0 --tls-cert "$work/tls.crt" \
     --tls-key "$work/tls.key" --policy "$hostile" > "$work/out" 2> "$work/log" &
 pid=$!
 for _ in $(seq 1 1200); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done

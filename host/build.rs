@@ -5,7 +5,8 @@
 //! The nested cargo gets its own target directory: the outer build holds the
 //! lock on the shared one. Set `LKGUARD_PREBUILT_POLICIES=DIR` to embed an
 //! already-built `lkguard_policy_livekit.wasm` instead (a machine without the
-//! wasm target, or a packaging step).
+//! wasm target, or a packaging step). Without the wasm target and without
+//! that variable, the set shipped in `policies/livekit/prebuilt` is embedded.
 
 use std::env;
 use std::fmt::Write as _;
@@ -35,6 +36,10 @@ const SET_CRATE: &str = "lkguard-policy-livekit";
 
 const TARGET: &str = "wasm32-wasip2";
 
+/// The built set, shipped for toolchains without the wasm target
+/// (scripts/update-policy-set.sh writes it).
+const PREBUILT: &str = "policies/livekit/prebuilt";
+
 fn main() {
     let root =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -48,6 +53,11 @@ fn main() {
     println!("cargo:rerun-if-changed=.cargo/config.toml");
     println!("cargo:rerun-if-env-changed=LKGUARD_PREBUILT_POLICIES");
 
+    println!(
+        "cargo:rustc-env=LKGUARD_VERSION_LINE={}",
+        version_line(&root)
+    );
+
     let file = format!("{}.wasm", SET_CRATE.replace('-', "_"));
     let built = match env::var_os("LKGUARD_PREBUILT_POLICIES") {
         Some(dir) => {
@@ -58,14 +68,31 @@ fn main() {
             println!("cargo:rerun-if-changed={}", dir.join(&file).display());
             dir
         }
-        None => {
-            check_target_installed();
+        None if target_installed() => {
             // Its own target directory: linked into the set, the policies
             // build without their own exports (feature `component` off), and
             // sharing a directory with their standalone builds (the tests',
             // `target/lkguard-policies`) would let one overwrite the other's
             // .wasm files: a cdylib's file name carries no feature hash.
             build_policies(&root, SET_CRATE, "lkguard-policy-set")
+        }
+        // A toolchain without the wasm target (`cargo install` on a fresh
+        // rustup, pre-commit's lkguard-src hook): the set this repository
+        // ships, which a test keeps equal to what policies/ builds. Cargo
+        // runs this script after nearly every dependency has compiled, so
+        // stopping here with "add the target" cost a newcomer minutes.
+        None => {
+            let shipped = root.join(PREBUILT);
+            println!(
+                "cargo:warning=no {TARGET} target in this toolchain: embedding the policy set shipped in {PREBUILT} (rustup target add {TARGET} builds it from policies/)"
+            );
+            if !shipped.join(&file).is_file() {
+                panic!(
+                    "\n\nlkguard embeds its policies as {TARGET} components; this toolchain lacks that target and {PREBUILT} holds no prebuilt set.\n\
+                     Run:  rustup target add {TARGET}\n"
+                );
+            }
+            shipped
         }
     };
 
@@ -139,20 +166,36 @@ fn build_policies(root: &Path, krate: &str, dir: &str) -> PathBuf {
     target_dir.join(TARGET).join("policy")
 }
 
-fn check_target_installed() {
+/// What `lkguard --version` says: the binary's version, the embedded policy
+/// set's, the contract's, and the livekit-server release whose config
+/// structs the schema was generated from (what the rules judge against).
+fn version_line(root: &Path) -> String {
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_default();
+    let first_between = |text: &str, from: &str, to: char| {
+        text.split_once(from)
+            .and_then(|(_, rest)| rest.split(to).next())
+            .unwrap_or("?")
+            .trim_matches('"')
+            .to_string()
+    };
+    let set = first_between(&read("policies/livekit/Cargo.toml"), "\nversion = ", '\n');
+    let contract = first_between(&read("wit/policy.wit"), "package lkguard:policy@", ';');
+    let schema = read("policies/sdk/schema/livekit-server.schema.json");
+    let release = first_between(&schema, "config structs of livekit-server ", ' ');
+    println!("cargo:rerun-if-changed=policies/sdk/schema/livekit-server.schema.json");
+    format!(
+        "{} (policy set {set}: {} policies, contract lkguard:policy@{contract}; livekit-server config {release})",
+        env::var("CARGO_PKG_VERSION").unwrap_or_default(),
+        MEMBERS.len()
+    )
+}
+
+fn target_installed() -> bool {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let sysroot = Command::new(rustc)
         .args(["--print", "sysroot"])
         .output()
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    let installed =
-        sysroot.is_some_and(|s| Path::new(&s).join("lib/rustlib").join(TARGET).exists());
-    if !installed {
-        panic!(
-            "\n\nlkguard embeds its policies as {TARGET} components, and this toolchain lacks that target.\n\
-             Run:  rustup target add {TARGET}\n\
-             (or point LKGUARD_PREBUILT_POLICIES at a directory of prebuilt policy .wasm files)\n"
-        );
-    }
+    sysroot.is_some_and(|s| Path::new(&s).join("lib/rustlib").join(TARGET).exists())
 }

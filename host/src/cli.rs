@@ -14,7 +14,7 @@ use crate::report::Format;
 #[derive(Parser)]
 #[command(
     name = "lkguard",
-    version,
+    version = env!("LKGUARD_VERSION_LINE"),
     about = "LiveKit-on-Kubernetes policies as WebAssembly components"
 )]
 pub struct Cli {
@@ -90,6 +90,13 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Print a shell completion script (e.g. `lkguard completions bash > /etc/bash_completion.d/lkguard`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff; e.g. `lkguard man > /usr/local/share/man/man1/lkguard.1`).
+    Man,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

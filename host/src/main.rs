@@ -5,7 +5,12 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+
+// See Cargo.toml: musl's allocator takes one lock for every thread.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use lkguard::check;
 use lkguard::cli::{Cli, Command, ConfigCommand, EngineArgs, ListFormat};
 use lkguard::engine::Lifetime;
@@ -189,6 +194,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             text.push('\n');
             emit(&mut stdout, &text)?;
             Ok(if verdict.allowed { 0 } else { 1 })
+        }
+        Command::Completions { shell } => {
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lkguard", &mut text);
+            emit(&mut stdout, &String::from_utf8_lossy(&text))?;
+            Ok(0)
+        }
+        Command::Man => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut text)?;
+            emit(&mut stdout, &String::from_utf8_lossy(&text))?;
+            Ok(0)
         }
         Command::Config {
             command: ConfigCommand::Schema,

@@ -16,6 +16,11 @@ mod bundle {
     include!(concat!(env!("OUT_DIR"), "/bundle.rs"));
 }
 
+/// The sha256 of the embedded policy set component.
+pub fn embedded_sha256() -> [u8; 32] {
+    bundle::SET.1
+}
+
 /// The ids of the embedded policies, in report order.
 pub fn embedded_ids() -> &'static [&'static str] {
     bundle::MEMBERS

@@ -334,9 +334,15 @@ fn the_example_workflow_is_valid_yaml_that_uploads_sarif() {
         .iter()
         .any(|r| r.contains("--format sarif --output lkguard.sarif")));
     assert!(runs.iter().any(|r| r.contains("--changed-since")));
-    assert!(runs
-        .iter()
-        .any(|r| r.contains("rustup target add wasm32-wasip2")));
+    // Installs the prebuilt wheel, pinned, instead of building from source.
+    assert!(
+        runs.iter().any(|r| r.contains("pipx install lkguard==")),
+        "{runs:?}"
+    );
+    assert!(
+        !runs.iter().any(|r| r.contains("cargo install")),
+        "{runs:?}"
+    );
     assert!(steps.iter().any(|s| s["uses"]
         .as_str()
         .is_some_and(|u| u.starts_with("github/codeql-action/upload-sarif"))));
