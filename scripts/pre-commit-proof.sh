@@ -88,7 +88,7 @@ if [ "$hook" = lkguard ] && [ "$took" -ge 60 ]; then
 fi
 
 echo "--- clean tree: every file through the hook"
-if ! python3 -m pre_commit run lkguard --all-files > "$work/clean.log" 2>&1; then
+if ! python3 -m pre_commit run "$hook" --all-files > "$work/clean.log" 2>&1; then
     cat "$work/clean.log"
     fail "the hook rejected the clean fixture tree"
 fi

@@ -156,10 +156,14 @@ fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|dir| {
             let p = dir.join(program);
-            std::fs::metadata(&p).is_ok_and(|m| {
+            #[cfg(unix)]
+            let found = std::fs::metadata(&p).is_ok_and(|m| {
                 use std::os::unix::fs::PermissionsExt;
                 m.is_file() && m.permissions().mode() & 0o111 != 0
-            })
+            });
+            #[cfg(not(unix))]
+            let found = p.with_extension("exe").is_file() || p.is_file();
+            found
         })
     })
 }
