@@ -92,13 +92,23 @@ pub fn embedded_spans(doc_value: &Value, path: &str) -> Option<spans::SpanIndex>
 
 pub fn locate(loaded: &Loaded, finding: &Finding) -> Option<Location> {
     match *loaded.places.get(finding.resource as usize)? {
-        Place::File { file, document } => in_document(
-            loaded,
+        Place::File {
             file,
             document,
-            &finding.path,
-            finding.embedded_path.as_deref(),
-        ),
+            item,
+        } => {
+            let pointer = match item {
+                Some(i) => format!("/items/{i}{}", finding.path),
+                None => finding.path.clone(),
+            };
+            in_document(
+                loaded,
+                file,
+                document,
+                &pointer,
+                finding.embedded_path.as_deref(),
+            )
+        }
         Place::Rendered { render, object } => {
             crate::kustomize::source::locate(loaded, render, object, finding)
         }

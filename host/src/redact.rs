@@ -71,14 +71,31 @@ pub fn masked(file: &SourceFile) -> String {
 
 /// Pointers of values that may be secrets.
 fn sensitive(value: &Value, at: &str, out: &mut Vec<String>) {
+    // The objects of a List are objects at their own roots.
+    if at.is_empty() {
+        if let Some(items) = crate::load::list_items(value) {
+            for (i, item) in items.iter().enumerate() {
+                walk(item, &format!("/items/{i}"), true, out);
+            }
+            return;
+        }
+    }
+    walk(value, at, at.is_empty(), out);
+}
+
+/// `sensitive` below `at`; `root`: `value` is a whole object (a document, or
+/// an item of a List), whose `kind` says what it is.
+fn walk(value: &Value, at: &str, root: bool, out: &mut Vec<String>) {
     let kind = value.get("kind").and_then(Value::as_str);
-    if at.is_empty() && kind == Some("Secret") {
+    if root && kind == Some("Secret") {
         for field in ["data", "stringData"] {
             if let Some(map) = value.get(field).and_then(Value::as_object) {
-                out.extend(
-                    map.keys()
-                        .map(|k| lkguard_policy_sdk::pointer::join([field, k.as_str()])),
-                );
+                out.extend(map.keys().map(|k| {
+                    format!(
+                        "{at}{}",
+                        lkguard_policy_sdk::pointer::join([field, k.as_str()])
+                    )
+                }));
             }
         }
     }
@@ -109,12 +126,12 @@ fn sensitive(value: &Value, at: &str, out: &mut Vec<String>) {
                 if v.is_string() && is_sensitive_name(k) && k != "name" {
                     out.push(child.clone());
                 }
-                sensitive(v, &child, out);
+                walk(v, &child, false, out);
             }
         }
         Value::Array(items) => {
             for (i, v) in items.iter().enumerate() {
-                sensitive(v, &format!("{at}/{i}"), out);
+                walk(v, &format!("{at}/{i}"), false, out);
             }
         }
         _ => {}

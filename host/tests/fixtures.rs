@@ -137,3 +137,51 @@ fn overlays_sharing_a_node_ip_are_caught_across_files() {
         .unwrap()
         .contains("also the NODE_IP of"));
 }
+
+/// `kubectl get -o yaml` (and `-o json`) prints a List: its items are the
+/// objects, each judged and located inside the list file, and a Secret among
+/// them is masked like any other. Read as one object, a List passed every
+/// check in silence.
+#[test]
+fn a_kubectl_list_is_its_items_positioned_inside_the_list() {
+    let planted = [
+        "PLANTED-LIVE-LIST-SECRET",
+        "UExBTlRFRC1MSVZFLUxJU1QtU0VDUkVU",
+    ];
+    for (file, line) in [
+        (
+            "fixtures/live/namespace-list.yaml",
+            "image: livekit/livekit-server:v1.9.1",
+        ),
+        (
+            "fixtures/live/namespace-list.json",
+            "\"image\": \"livekit/livekit-server:v1.9.1\"",
+        ),
+    ] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        let at = 1 + text.lines().position(|l| l.contains(line)).unwrap() as u64;
+        let out = lkguard(&["check", "--format", "json", file]);
+        let doc = json(&out);
+        assert_eq!(
+            doc["summary"]["resources"], 11,
+            "{file}: the items, not one List"
+        );
+        let digest: Vec<&serde_json::Value> = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "livekit/image-digest")
+            .collect();
+        assert_eq!(digest.len(), 1, "{file}: {doc:#}");
+        assert_eq!(digest[0]["line"], at, "{file}");
+        assert_eq!(digest[0]["path"], "/spec/template/spec/containers/0/image");
+        assert_eq!(out.status.code(), Some(1));
+        for format in ["human", "json", "sarif"] {
+            let out = lkguard(&["check", "--format", format, file]);
+            let all = format!("{}{}", stdout(&out), stderr(&out));
+            for s in planted {
+                assert!(!all.contains(s), "{file} ({format}) printed {s}:\n{all}");
+            }
+        }
+    }
+}

@@ -71,8 +71,13 @@ impl SourceFile {
 /// Where a resource of the batch came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
-    /// A document of a file, checked as written.
-    File { file: usize, document: usize },
+    /// A document of a file, checked as written; `item`: an entry of the
+    /// document's `items` when it is a List (`kubectl get -o yaml`).
+    File {
+        file: usize,
+        document: usize,
+        item: Option<usize>,
+    },
     /// An object of a kustomize render.
     Rendered { render: usize, object: usize },
 }
@@ -192,27 +197,55 @@ impl Loaded {
         };
         let file = self.files.len();
         for (d, doc) in docs.iter().enumerate() {
-            let Some(resource) = resource(&doc.value, origin) else {
-                if !doc.value.is_null() {
-                    self.skipped += 1;
-                }
-                continue;
+            // A List (what `kubectl get -o yaml` prints) is its items, each
+            // an object of its own, positioned inside the list.
+            let objects: Vec<(Option<usize>, &Value)> = match list_items(&doc.value) {
+                Some(items) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (Some(i), v))
+                    .collect(),
+                None => vec![(None, &doc.value)],
             };
-            if let Err(e) = typed::check(&doc.value) {
-                let at = doc
-                    .spans
-                    .locate(&e.pointer)
-                    .map(|(s, _)| s.anchor().offset)
-                    .unwrap_or(0);
-                self.errors
-                    .push(LoadError::syntax(&name, &text, at, e.message));
-                continue;
+            for (item, value) in objects {
+                let Some(resource) = resource(value, origin) else {
+                    if !value.is_null() {
+                        self.skipped += 1;
+                    }
+                    continue;
+                };
+                let prefix = item.map(|i| format!("/items/{i}")).unwrap_or_default();
+                if let Err(e) = typed::check(value) {
+                    let at = doc
+                        .spans
+                        .locate(&format!("{prefix}{}", e.pointer))
+                        .map(|(s, _)| s.anchor().offset)
+                        .unwrap_or(0);
+                    self.errors
+                        .push(LoadError::syntax(&name, &text, at, e.message));
+                    continue;
+                }
+                self.batch.resources.push(resource);
+                self.places.push(Place::File {
+                    file,
+                    document: d,
+                    item,
+                });
             }
-            self.batch.resources.push(resource);
-            self.places.push(Place::File { file, document: d });
         }
         self.files.push(SourceFile::new(name, text, docs));
     }
+}
+
+/// The items of a List: `kind: List` (kubectl's `get -o yaml|json`) or a
+/// typed list (`DeploymentList`, the API's own list responses). Read as one
+/// unknown object, a List passed every check in silence.
+pub fn list_items(value: &Value) -> Option<&Vec<Value>> {
+    let kind = value.get("kind")?.as_str()?;
+    value.get("apiVersion")?.as_str()?;
+    let items = value.get("items")?.as_array()?;
+    let list = kind == "List" || (kind.ends_with("List") && value.get("spec").is_none());
+    list.then_some(items)
 }
 
 /// The batch entry of a Kubernetes object; `None` without apiVersion/kind.
@@ -554,4 +587,52 @@ fn yaml_files(loaded: &mut Loaded, root: &Path, opts: &LoadOptions) -> Vec<PathB
     }
     files.sort();
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_and_typed_lists_are_their_items_and_other_objects_are_not() {
+        let lists = [
+            serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [{"kind": "Service"}]}),
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "items": []}),
+        ];
+        for l in &lists {
+            assert!(list_items(l).is_some(), "{l}");
+        }
+        let objects = [
+            // A custom kind whose name ends in List, with a spec: an object.
+            serde_json::json!({"apiVersion": "x/v1", "kind": "AllowList", "spec": {}, "items": []}),
+            serde_json::json!({"apiVersion": "v1", "kind": "List"}),
+            serde_json::json!({"kind": "List", "items": []}),
+        ];
+        for o in &objects {
+            assert!(list_items(o).is_none(), "{o}");
+        }
+    }
+
+    #[test]
+    fn a_list_item_is_located_inside_the_list() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: a}\n  spec:\n    replicas: two\n- apiVersion: v1\n  kind: Service\n  metadata: {name: b}\n";
+        let loaded = Loaded::from_bytes("list.yaml", text.as_bytes().to_vec());
+        // The Deployment's type error is at its own line inside the list.
+        assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
+        assert!(
+            loaded.errors[0].to_string().starts_with("list.yaml:8:"),
+            "{}",
+            loaded.errors[0]
+        );
+        assert_eq!(loaded.batch.resources.len(), 1);
+        assert_eq!(loaded.batch.resources[0].kind, "Service");
+        assert_eq!(
+            loaded.places[0],
+            Place::File {
+                file: 0,
+                document: 0,
+                item: Some(1)
+            }
+        );
+    }
 }

@@ -6,7 +6,9 @@ pub mod skip;
 pub mod spans;
 pub mod typed;
 
-pub use inputs::{display_path, load, resource, LoadOptions, Loaded, Place, Render, SourceFile};
+pub use inputs::{
+    display_path, list_items, load, resource, LoadOptions, Loaded, Place, Render, SourceFile,
+};
 
 /// Input that could not be turned into objects. Shown as `file:line:col:
 /// message` with no source snippet: a file that does not parse cannot be
