@@ -133,12 +133,7 @@ fn unknown_rules(registry: &Registry, config: &Config) -> Vec<(String, String)> 
         .severity
         .keys()
         .filter(|r| !known.contains(&r.as_str()))
-        .map(|r| {
-            problem(
-                format!("/severity/{}", r.replace('~', "~0").replace('/', "~1")),
-                r,
-            )
-        })
+        .map(|r| problem(lkguard_policy_sdk::pointer::push("/severity", r), r))
         .collect();
     out.extend(
         config

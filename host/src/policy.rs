@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lkguard_policy_sdk::pointer;
 use serde_json::Value;
 use sha2::Digest as _;
 
@@ -131,7 +132,7 @@ pub enum SettingsProblem {
 impl SettingsProblem {
     pub fn pointer(&self) -> String {
         match self {
-            SettingsProblem::UnknownPolicy(id) => format!("/{}", escape(id)),
+            SettingsProblem::UnknownPolicy(id) => pointer::push("", id),
             SettingsProblem::Invalid { pointer, .. } => pointer.clone(),
         }
     }
@@ -140,12 +141,9 @@ impl SettingsProblem {
     pub fn entry(&self) -> String {
         match self {
             SettingsProblem::UnknownPolicy(id) => id.clone(),
-            SettingsProblem::Invalid { pointer, .. } => pointer
-                .split('/')
-                .nth(1)
-                .unwrap_or_default()
-                .replace("~1", "/")
-                .replace("~0", "~"),
+            SettingsProblem::Invalid { pointer, .. } => {
+                pointer::unescape(pointer.split('/').nth(1).unwrap_or_default())
+            }
         }
     }
 
@@ -157,10 +155,6 @@ impl SettingsProblem {
             SettingsProblem::Invalid { message, .. } => message.clone(),
         }
     }
-}
-
-fn escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
 }
 
 /// A policy that could not evaluate a batch. Fail closed: the run exits 2.
@@ -376,7 +370,7 @@ impl Registry {
         }) {
             problems.push(SettingsProblem::Invalid {
                 policy: SHARED.into(),
-                pointer: format!("/{SHARED}/{}", escape(orphan)),
+                pointer: pointer::push(&format!("/{SHARED}"), orphan),
                 message: format!("`{orphan}` is a setting of no loaded policy"),
             });
         }
@@ -406,7 +400,7 @@ impl Registry {
                 } else {
                     SHARED
                 };
-                format!("/{id}/{}", escape(key))
+                pointer::push(&pointer::push("", id), key)
             };
             for e in p.schema.iter_errors(&value) {
                 let at = e.instance_path().to_string();
@@ -434,7 +428,7 @@ impl Registry {
                 let pointer = if first.is_empty() {
                     format!("/{}", p.id())
                 } else {
-                    let unescaped = first.replace("~1", "/").replace("~0", "~");
+                    let unescaped = pointer::unescape(first);
                     format!("{}{}", written_at(&unescaped), &at[1 + first.len()..])
                 };
                 problems.push(SettingsProblem::Invalid {

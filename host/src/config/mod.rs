@@ -197,9 +197,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
                     unexpected
                         .iter()
                         .map(|k| {
-                            let key = k.replace('~', "~0").replace('/', "~1");
                             (
-                                at_key(&format!("{pointer}/{key}")),
+                                at_key(&lkguard_policy_sdk::pointer::push(&pointer, k)),
                                 unexpected_key(&schema, &pointer, k),
                             )
                         })

@@ -299,11 +299,8 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Loaded {
             .entry(top.clone())
             .or_insert_with(|| Tree::discover(&top));
         for root in tree.roots_affected_by(path) {
-            match opts.exclude.matches(&root.dir) {
-                Some(pattern) => loaded.skip(Skipped::Excluded {
-                    path: display_path(&root.dir),
-                    pattern: pattern.to_string(),
-                }),
+            match opts.exclude.skipped(&root.dir) {
+                Some(skipped) => loaded.skip(skipped),
                 None => {
                     roots.insert(root.dir.clone(), root.file.clone());
                 }
@@ -334,14 +331,10 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Loaded {
 /// Why `path` is not checked as written, if it is not: it is excluded, or
 /// it is (in) a Helm chart.
 fn left_out(path: &Path, opts: &LoadOptions) -> Option<Skipped> {
-    if let Some(pattern) = opts.exclude.matches(path) {
-        return Some(Skipped::Excluded {
-            path: display_path(path),
-            pattern: pattern.to_string(),
-        });
-    }
-    skip::helm_chart(path).map(|chart| Skipped::HelmChart {
-        chart: display_path(&chart),
+    opts.exclude.skipped(path).or_else(|| {
+        skip::helm_chart(path).map(|chart| Skipped::HelmChart {
+            chart: display_path(&chart),
+        })
     })
 }
 
@@ -564,15 +557,12 @@ fn yaml_files(loaded: &mut Loaded, root: &Path, opts: &LoadOptions) -> Vec<PathB
             }
             let is_dir = entry.is_dir();
             if is_dir || is_yaml(&entry) {
-                if let Some(pattern) = opts.exclude.matches(&entry) {
-                    loaded.skip(Skipped::Excluded {
-                        path: display_path(&entry),
-                        pattern: pattern.to_string(),
-                    });
+                if let Some(skipped) = opts.exclude.skipped(&entry) {
+                    loaded.skip(skipped);
                     continue;
                 }
             }
-            if is_dir && entry.join("Chart.yaml").is_file() && entry.join("templates").is_dir() {
+            if is_dir && skip::is_helm_chart(&entry) {
                 loaded.skip(Skipped::HelmChart {
                     chart: display_path(&entry),
                 });

@@ -85,6 +85,14 @@ impl Exclude {
         })
     }
 
+    /// `path` as skipped, when a pattern excludes it.
+    pub fn skipped(&self, path: &Path) -> Option<Skipped> {
+        self.matches(path).map(|pattern| Skipped::Excluded {
+            path: super::display_path(path),
+            pattern: pattern.to_string(),
+        })
+    }
+
     /// The pattern that excludes `path` (it or a directory above it),
     /// if one does.
     pub fn matches(&self, path: &Path) -> Option<&str> {
@@ -107,12 +115,17 @@ fn glob(pattern: &str) -> Result<Glob, globset::Error> {
     GlobBuilder::new(pattern).literal_separator(true).build()
 }
 
-/// The Helm chart `path` is in (or is): the nearest directory at or above
-/// it holding `Chart.yaml` and `templates/`.
+/// Whether `dir` is a Helm chart: `Chart.yaml` and `templates/`.
+pub fn is_helm_chart(dir: &Path) -> bool {
+    dir.join("Chart.yaml").is_file() && dir.join("templates").is_dir()
+}
+
+/// The Helm chart `path` is in (or is): the nearest such directory at or
+/// above it.
 pub fn helm_chart(path: &Path) -> Option<PathBuf> {
     let abs = path.canonicalize().ok()?;
     abs.ancestors()
-        .find(|d| d.join("Chart.yaml").is_file() && d.join("templates").is_dir())
+        .find(|d| is_helm_chart(d))
         .map(Path::to_path_buf)
 }
 
